@@ -1,0 +1,183 @@
+"""The `tuner` command: parses options and delegates; user errors become one clean line."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+# TensorFlow's C++ start-up chatter would bury the progress display.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tuner.definitions import load_definitions, select
+from tuner.errors import TunerError, WorkerInterrupted
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="Grid-search hyperparameter tuning of Keras MLPs, as an Optuna service.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(highlight=False)
+error_console = Console(stderr=True, highlight=False)
+
+StudiesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--studies",
+        help="Folder of study definition files (*.toml). Default: $TUNER_STUDIES, ./studies, "
+        "or the seven built-in variants.",
+        file_okay=False,
+    ),
+]
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Optuna storage URL. Default: $TUNER_STORAGE, else sqlite:///tuner.db.",
+        show_default=False,
+    ),
+]
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Print user errors as one line and exit non-zero, with no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TunerError as exc:
+            error_console.print(f"error: {exc}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            error_console.print("interrupted: the current grid point will be re-run on relaunch")
+            raise typer.Exit(130) from None
+        except WorkerInterrupted as exc:
+            error_console.print(f"stopped by {exc}: the current grid point will be re-run")
+            raise typer.Exit(128 + exc.signum) from None
+
+    return wrapper
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    import optuna
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@app.command()
+@user_errors
+def variants(studies: StudiesOption = None) -> None:
+    """List every study definition: layers, regularisation and grid size."""
+    definitions = load_definitions(studies)
+    table = Table(title="study definitions")
+    for column in ("variant", "layers", "regularisation", "units per layer", "points"):
+        table.add_column(column, no_wrap=column != "units per layer")
+    for definition in definitions.values():
+        grid = " × ".join(
+            "{" + ",".join(map(str, values)) + "}" for values in definition.grid.values()
+        )
+        table.add_row(
+            definition.name,
+            str(definition.n_layers),
+            definition.regularisation,
+            grid,
+            str(definition.grid_size),
+        )
+    console.print(table)
+    protocols = {d.protocol for d in definitions.values()}
+    for p in protocols:
+        users = [d.name for d in definitions.values() if d.protocol == p]
+        scope = "all variants" if len(protocols) == 1 else ", ".join(users)
+        console.print(
+            f"protocol ({scope}): {p.epochs} epochs, batch {p.batch_size}, {p.folds}-fold CV, "
+            f"{p.optimizer} lr {p.learning_rate:g}"
+        )
+
+
+@app.command()
+@user_errors
+def launch(
+    variant: Annotated[
+        list[str],
+        typer.Option("--variant", "-v", help="Variant to run (repeatable); 'all' runs every one."),
+    ],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="mnist, fashion-mnist, a .npz (x_train, y_train, x_test, y_test) "
+            "or a folder of IDX files."
+        ),
+    ] = "mnist",
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs per fold (default: the study file's, 20).")
+    ] = None,
+    subset: Annotated[
+        int | None,
+        typer.Option(help="Train on a fixed, seeded, class-stratified sample of N images."),
+    ] = None,
+    storage: StorageOption = None,
+    study_name: Annotated[
+        str | None, typer.Option(help="Study name (default: the variant's name).")
+    ] = None,
+    studies: StudiesOption = None,
+    heartbeat_interval: Annotated[
+        int, typer.Option(help="Seconds between heartbeats of a running trial.", min=1)
+    ] = 10,
+    max_attempts: Annotated[
+        int, typer.Option(help="Failed attempts per grid point before giving up.", min=1)
+    ] = 3,
+    threads: Annotated[
+        int | None, typer.Option(help="TensorFlow threads for this process.", min=1)
+    ] = None,
+    gpu: Annotated[int | None, typer.Option(help="Train on this GPU index.", min=0)] = None,
+    verbose: Annotated[bool, typer.Option(help="Log more.")] = False,
+) -> None:
+    """Create or resume each variant's study and evaluate its whole grid.
+
+    Example: tuner launch --variant 2layer --dataset fashion-mnist --epochs 2 --subset 3000
+    """
+    from tuner.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from tuner.data import DatasetSpec
+    from tuner.launch import LaunchOptions
+    from tuner.launch import launch as run_launch
+    from tuner.storage import resolve_url
+
+    _quiet_libraries(verbose)
+    chosen = select(load_definitions(studies), variant)
+    options = LaunchOptions(
+        dataset=DatasetSpec.parse(dataset, subset),
+        storage_url=resolve_url(storage),
+        epochs=epochs,
+        study_name=study_name,
+        heartbeat_interval=heartbeat_interval,
+        max_attempts=max_attempts,
+        threads=threads,
+        gpu=gpu,
+    )
+    run_launch(chosen, options, console)
+
+
+def main() -> None:
+    app(prog_name="tuner")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The cross-validation objective: one grid point, k folds, mean validation accuracy.
+
+Everything the report and the dashboard later need is recorded on the trial as it
+happens: each fold's accuracy, loss and per-epoch curves, and the running mean as an
+intermediate value, so a half-finished trial already shows progress.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+import keras
+import numpy as np
+import optuna
+
+from tuner.data import Dataset
+from tuner.definitions import StudyDefinition
+from tuner.model import build_model
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class TrainingListener(Protocol):
+    """Told about fold and epoch boundaries; the progress display implements it."""
+
+    def fold_started(self, fold: int, n_folds: int, epochs: int) -> None: ...
+
+    def epoch_ended(self, epoch: int, logs: dict[str, float]) -> None: ...
+
+
+class NonFiniteLossError(ValueError):
+    """Training diverged; re-running the same point would diverge again, so no retry."""
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    fold: int
+    accuracy: float
+    loss: float
+    seconds: float
+    history: dict[str, list[float]]
+
+
+class _EpochRelay(keras.callbacks.Callback):
+    def __init__(self, listener: TrainingListener) -> None:
+        super().__init__()
+        self.listener = listener
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.listener.epoch_ended(epoch + 1, dict(logs or {}))
+
+
+def fold_seed(base_seed: int, units: tuple[int, ...], fold: int) -> int:
+    """A reproducible initialisation seed per (grid point, fold), independent of run order."""
+    return zlib.crc32(f"{base_seed}:{units}:{fold}".encode())
+
+
+def train_fold(
+    definition: StudyDefinition,
+    units: tuple[int, ...],
+    dataset: Dataset,
+    split: tuple[np.ndarray, np.ndarray],
+    *,
+    fold: int,
+    epochs: int,
+    seed: int,
+    listener: TrainingListener | None = None,
+) -> FoldResult:
+    """Train a fresh model on one fold's training part, validate on its held-out part."""
+    train_index, val_index = split
+    started = time.perf_counter()
+    model = build_model(definition, units, seed=seed)
+    callbacks = [_EpochRelay(listener)] if listener else []
+    history = model.fit(
+        dataset.x_train[train_index],
+        dataset.y_train[train_index],
+        batch_size=definition.protocol.batch_size,
+        epochs=epochs,
+        validation_data=(dataset.x_train[val_index], dataset.y_train[val_index]),
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    ).history
+    curves = {key: [float(v) for v in history[key]] for key in HISTORY_KEYS}
+    if not all(math.isfinite(v) for v in curves["loss"]):
+        raise NonFiniteLossError(f"training loss became non-finite on fold {fold}")
+    keras.backend.clear_session()
+    return FoldResult(
+        fold=fold,
+        accuracy=curves["val_accuracy"][-1],
+        loss=curves["val_loss"][-1],
+        seconds=time.perf_counter() - started,
+        history=curves,
+    )
+
+
+def completed_folds(trial: optuna.trial.FrozenTrial) -> dict[int, FoldResult]:
+    """Folds a trial (or an earlier, interrupted attempt at its point) already finished."""
+    results = {}
+    for key, value in trial.user_attrs.items():
+        if key.startswith("fold_") and key[5:].isdigit():
+            results[int(key[5:])] = FoldResult(**value)
+    return results
+
+
+def evaluate(
+    trial: optuna.Trial,
+    definition: StudyDefinition,
+    dataset: Dataset,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    epochs: int,
+    base_seed: int,
+    device: str,
+    reuse: dict[int, FoldResult] | None = None,
+    listener: TrainingListener | None = None,
+) -> float:
+    """Mean validation accuracy over the folds; folds in ``reuse`` are not trained again."""
+    units = tuple(
+        int(trial.suggest_categorical(name, list(values)))
+        for name, values in definition.grid.items()
+    )
+    trial.set_user_attr("units", list(units))
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+    trial.set_user_attr("device", device)
+    started = time.perf_counter()
+    results: list[FoldResult] = []
+    for fold, split in enumerate(folds):
+        if reuse and fold in reuse:
+            result = reuse[fold]
+        else:
+            if listener:
+                listener.fold_started(fold + 1, len(folds), epochs)
+            result = train_fold(
+                definition,
+                units,
+                dataset,
+                split,
+                fold=fold,
+                epochs=epochs,
+                seed=fold_seed(base_seed, units, fold),
+                listener=listener,
+            )
+        results.append(result)
+        trial.set_user_attr(f"fold_{fold}", asdict(result))
+        trial.report(float(np.mean([r.accuracy for r in results])), step=fold)
+
+    accuracies = [r.accuracy for r in results]
+    losses = [r.loss for r in results]
+    trial.set_user_attr("fold_accuracies", accuracies)
+    trial.set_user_attr("fold_losses", losses)
+    trial.set_user_attr("accuracy_std", float(np.std(accuracies)))
+    trial.set_user_attr("loss_mean", float(np.mean(losses)))
+    trial.set_user_attr("loss_std", float(np.std(losses)))
+    trial.set_user_attr("train_seconds", float(sum(r.seconds for r in results)))
+    trial.set_user_attr("wall_seconds", time.perf_counter() - started)
+    return float(np.mean(accuracies))

@@ -1,0 +1,115 @@
+"""Live progress for long work: trial i of N, fold, epoch, elapsed and ETA.
+
+In a terminal it is a rich progress display; when output is not a terminal (CI logs,
+`docker compose logs`) it prints one plain line per finished trial instead.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+def format_units(names: list[str], units: tuple[int, ...] | list[int]) -> str:
+    return " ".join(f"{name}={value}" for name, value in zip(names, units, strict=True))
+
+
+class ProgressDisplay:
+    """Tracks a study's grid in epochs of work, so the ETA covers what is left of it."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.live = self.console.is_terminal
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not self.live,
+        )
+        self._study_task: TaskID | None = None
+        self._trial_task: TaskID | None = None
+        self._epochs_per_fold = 1
+        self._label = ""
+
+    def __enter__(self) -> ProgressDisplay:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def study_started(self, name: str, grid_size: int, done: int, folds: int, epochs: int) -> None:
+        self._epochs_per_fold = epochs
+        self._folds = folds
+        total = grid_size * folds * epochs
+        self._study_task = self._progress.add_task(
+            name, total=total, completed=done * folds * epochs, detail=f"{done}/{grid_size} points"
+        )
+        self.grid_size = grid_size
+        self.done = done
+        if not self.live:
+            self.console.print(f"{name}: {done}/{grid_size} grid points already complete")
+
+    def trial_started(self, number: int, label: str) -> None:
+        self._label = f"trial {number}: {label}"
+        self._trial_task = self._progress.add_task(f"  trial {number}", total=None, detail=label)
+
+    def fold_started(self, fold: int, n_folds: int, epochs: int) -> None:
+        if self._trial_task is not None:
+            self._progress.update(
+                self._trial_task,
+                total=n_folds * epochs,
+                completed=(fold - 1) * epochs,
+                detail=f"{self._label.split(': ', 1)[-1]}  fold {fold}/{n_folds}",
+            )
+        self._fold = (fold, n_folds)
+
+    def epoch_ended(self, epoch: int, logs: dict[str, float]) -> None:
+        if self._trial_task is None or self._study_task is None:
+            return
+        fold, n_folds = self._fold
+        acc = logs.get("val_accuracy")
+        metric = f" val_acc {acc:.4f}" if acc is not None else ""
+        self._progress.update(
+            self._trial_task,
+            advance=1,
+            detail=f"{self._label.split(': ', 1)[-1]}  fold {fold}/{n_folds}"
+            f"  epoch {epoch}/{self._epochs_per_fold}{metric}",
+        )
+        self._progress.advance(self._study_task, 1)
+
+    def trial_finished(self, number: int, label: str, message: str, completed: bool) -> None:
+        if self._trial_task is not None:
+            self._progress.remove_task(self._trial_task)
+            self._trial_task = None
+        if self._study_task is not None and completed:
+            self.done += 1
+            self._progress.update(
+                self._study_task,
+                completed=self.done * self._folds * self._epochs_per_fold,
+                detail=f"{self.done}/{self.grid_size} points",
+            )
+        self.console.print(f"trial {number} [{label}]: {message}", highlight=False, markup=False)
+
+    def note(self, message: str) -> None:
+        self.console.print(message, highlight=False, markup=False)

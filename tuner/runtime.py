@@ -1,0 +1,73 @@
+"""TensorFlow process settings: which device a worker trains on, and how many threads.
+
+They must be applied before TensorFlow runs its first op, so the CLI calls
+:func:`configure_tensorflow` before loading any model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+from tuner.errors import TunerError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def native_stderr_hidden() -> Iterator[None]:
+    """Hide what TensorFlow's C++ core writes straight to file descriptor 2.
+
+    At import and device discovery it logs INFO lines (and, on CPU-only machines with a
+    CUDA build, a cuInit "error") before any logging setting applies; users read them
+    as failures in front of the progress display.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def import_tensorflow_quietly() -> None:
+    if "tensorflow" not in sys.modules:
+        with native_stderr_hidden(), contextlib.suppress(ImportError):
+            import tensorflow  # noqa: F401
+
+
+def configure_tensorflow(threads: int | None = None, gpu: int | None = None) -> str:
+    """Pin this process to one GPU (with memory growth, so workers can share it) or the CPU.
+
+    Returns the logical device name training will use, e.g. ``GPU:0`` or ``CPU:0``.
+    """
+    import tensorflow as tf
+
+    if threads is not None:
+        if threads <= 0:
+            raise TunerError(f"--threads must be positive, got {threads}")
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+    with native_stderr_hidden():
+        gpus = tf.config.list_physical_devices("GPU")
+    if gpu is not None:
+        if gpu < 0 or gpu >= len(gpus):
+            raise TunerError(
+                f"--gpu {gpu}: this machine has {len(gpus)} visible GPU(s); "
+                "pick an index below that, or leave --gpu out to use the CPU/default"
+            )
+        gpus = [gpus[gpu]]
+        tf.config.set_visible_devices(gpus, "GPU")
+    for device in gpus:
+        # Without growth, the first worker would reserve the whole card for itself.
+        tf.config.experimental.set_memory_growth(device, True)
+    device = "GPU:0" if gpus else "CPU:0"
+    name = gpus[0].name if gpus else "CPU"
+    log.info("training on %s (%s)", device, name)
+    return device
