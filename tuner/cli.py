@@ -89,7 +89,7 @@ def variants(studies: StudiesOption = None) -> None:
     for column in ("variant", "layers", "regularisation", "units per layer", "points"):
         table.add_column(column, no_wrap=column != "units per layer")
     for definition in definitions.values():
-        grid = " × ".join(
+        grid = " x ".join(
             "{" + ",".join(map(str, values)) + "}" for values in definition.grid.values()
         )
         table.add_row(

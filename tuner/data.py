@@ -235,9 +235,11 @@ def _labels(array: np.ndarray, name: str, source: str) -> np.ndarray:
         array = array.argmax(axis=1)
     if array.ndim != 1:
         raise TunerError(f"{source}: {name} has shape {array.shape}; expected (n,) class ids")
-    if not np.issubdtype(array.dtype, np.integer):
-        if not np.issubdtype(array.dtype, np.floating) or not np.all(array == np.round(array)):
-            raise TunerError(f"{source}: {name} has dtype {array.dtype}; expected integers 0..9")
+    whole = np.issubdtype(array.dtype, np.integer) or (
+        np.issubdtype(array.dtype, np.floating) and bool(np.all(array == np.round(array)))
+    )
+    if not whole:
+        raise TunerError(f"{source}: {name} has dtype {array.dtype}; expected integers 0..9")
     if len(array) and (array.min() < 0 or array.max() >= N_CLASSES):
         raise TunerError(
             f"{source}: {name} holds labels {array.min()}..{array.max()}; expected 0..9"

@@ -90,6 +90,7 @@ class StudyDefinition:
         """A hash of everything that changes results, so a changed file is noticed."""
         payload = self.to_dict()
         payload.pop("description")
+        payload.pop("name")
         text = json.dumps(payload, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

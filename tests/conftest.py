@@ -1,0 +1,71 @@
+"""Shared fixtures: small learnable synthetic data, a tiny study folder, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+TINY_STUDY = """
+description = "tiny test variant"
+
+[model]
+batch_norm = true
+dropout = 0.2
+
+[grid]
+l1 = [8, 16, 32]
+l2 = [8]
+
+[protocol]
+epochs = 2
+batch_size = 32
+folds = 3
+"""
+
+
+def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-shaped uint8 images whose class is written as a bright band: easy to learn."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for label in range(10):
+        images[labels == label, 2 * label : 2 * label + 3, :] = 250
+    return images, labels
+
+
+@pytest.fixture
+def synthetic_npz(tmp_path: Path) -> Path:
+    x_train, y_train = synthetic_images(300, seed=1)
+    x_test, y_test = synthetic_images(100, seed=2)
+    path = tmp_path / "synthetic.npz"
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+@pytest.fixture
+def studies_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "tiny.toml").write_text(TINY_STUDY)
+    return folder
+
+
+def run_tuner(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `tuner` command in a subprocess, as a user would."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    environment.pop("TUNER_STORAGE", None) if env is None else None
+    return subprocess.run(
+        [sys.executable, "-m", "tuner", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
