@@ -47,7 +47,7 @@ def test_npz_is_flattened_scaled_and_labelled(synthetic_npz: Path) -> None:
     raw = np.load(synthetic_npz)
     assert dataset.x_train.shape == (300, 784) and dataset.x_test.shape == (100, 784)
     assert dataset.x_train.dtype == np.float32
-    assert 0.0 <= dataset.x_train.min() and dataset.x_train.max() <= 1.0
+    assert dataset.x_train.min() >= 0.0 and dataset.x_train.max() <= 1.0
     np.testing.assert_allclose(dataset.x_train[5], raw["x_train"][5].reshape(784) / 255.0)
     np.testing.assert_array_equal(dataset.y_train, raw["y_train"])
 
@@ -97,7 +97,7 @@ def test_npz_missing_key_and_corrupt_file(tmp_path: Path) -> None:
         load_dataset(DatasetSpec.parse(str(partial)))
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 definitely not a zip")
-    with pytest.raises(TunerError, match="not a readable .npz"):
+    with pytest.raises(TunerError, match=r"not a readable \.npz"):
         load_dataset(DatasetSpec.parse(str(corrupt)))
     with pytest.raises(TunerError, match="not found"):
         load_dataset(DatasetSpec.parse(str(tmp_path / "absent.npz")))

@@ -69,8 +69,11 @@ def test_user_variant_is_named_after_its_file(tmp_path: Path) -> None:
     ("text", "key", "reason"),
     [
         ("colour = 1\n" + VALID, "colour", "unknown key"),
-        (VALID.replace("dropout = 0.3", "dropout = 0.3\nbatchnorm = true"), "model.batchnorm",
-         "unknown key"),
+        (
+            VALID.replace("dropout = 0.3", "dropout = 0.3\nbatchnorm = true"),
+            "model.batchnorm",
+            "unknown key",
+        ),
         ("[grid]\n", "grid", "empty grid"),
         ("[grid]\nl1 = []\n", "grid.l1", "non-empty list"),
         ("[grid]\nl1 = [64, 0]\n", "grid.l1", "positive integers"),

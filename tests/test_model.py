@@ -20,8 +20,11 @@ def layer_kinds(model: keras.Model) -> list[str]:
         ("2layer-no-bn", (328, 64), ["Dense", "Dropout"] * 2 + ["Dense"]),
         ("3layer", (512, 128, 16), ["Dense", "BatchNormalization", "Dropout"] * 3 + ["Dense"]),
         ("3layer-no-bn", (256, 32, 8), ["Dense", "Dropout"] * 3 + ["Dense"]),
-        ("5layer", (512, 256, 96, 32, 8), ["Dense", "BatchNormalization", "Dropout"] * 5
-         + ["Dense"]),
+        (
+            "5layer",
+            (512, 256, 96, 32, 8),
+            ["Dense", "BatchNormalization", "Dropout"] * 5 + ["Dense"],
+        ),
     ],
 )
 def test_layer_order_and_parameter_count(name: str, units: tuple[int, ...], kinds: list[str]):
@@ -32,8 +35,9 @@ def test_layer_order_and_parameter_count(name: str, units: tuple[int, ...], kind
     assert [layer.units for layer in dense] == [*units, 10]
     assert all(layer.activation.__name__ == "relu" for layer in dense[:-1])
     assert dense[-1].activation.__name__ == "softmax"
-    assert all(isinstance(layer.kernel_initializer, keras.initializers.HeNormal)
-               for layer in dense[:-1])
+    assert all(
+        isinstance(layer.kernel_initializer, keras.initializers.HeNormal) for layer in dense[:-1]
+    )
     for layer in model.layers:
         if isinstance(layer, keras.layers.Dropout):
             assert layer.rate == definition.dropout
@@ -51,7 +55,9 @@ def test_compiled_with_adam_defaults_and_seeded_weights() -> None:
     again = build_model(definition, (256, 32), seed=3)
     assert isinstance(first.optimizer, keras.optimizers.Adam)
     assert float(first.optimizer.learning_rate) == pytest.approx(0.001)
-    np.testing.assert_array_equal(first.layers[0].get_weights()[0], again.layers[0].get_weights()[0])
+    np.testing.assert_array_equal(
+        first.layers[0].get_weights()[0], again.layers[0].get_weights()[0]
+    )
     probabilities = first.predict(np.zeros((2, 784), np.float32), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 

@@ -249,14 +249,17 @@ class GridWorker:
         return Claim(optuna.Trial(self.study, trial_id), reuse), state
 
     def _reap_stale(self) -> None:
-        running = {t._trial_id for t in self.study.get_trials(states=(TrialState.RUNNING,))}
-        if not running:
-            return
-        optuna.storages.fail_stale_trials(self.study)
-        still = {t._trial_id for t in self.study.get_trials(states=(TrialState.RUNNING,))}
-        for trial_id in running - still:
+        """Fail RUNNING trials whose worker stopped sending heartbeats (killed, OOM, lost)."""
+        storage = self.study._storage
+        # Optuna's fail_stale_trials would work too, but it finishes the trial before we
+        # could record why; the reason is what `tuner status` and the dashboard show.
+        for trial_id in self.storage._get_stale_trial_ids(self.study._study_id):
+            try:
+                storage.set_trial_system_attr(trial_id, FAIL_REASON, "stale heartbeat")
+                storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
             log.warning("trial id %s: its worker stopped sending heartbeats; re-queued", trial_id)
-            self.study._storage.set_trial_system_attr(trial_id, FAIL_REASON, "stale heartbeat")
 
     def _work(self, claim: Claim) -> bool:
         """Evaluate a claimed trial; True when it ended COMPLETE."""
@@ -299,12 +302,45 @@ class GridWorker:
             if self.display:
                 self.display.trial_finished(trial.number, label, f"FAIL: {exc}", completed=False)
             return False
-        with_retries(lambda: self.study.tell(trial, value), f"recording trial {trial.number}")
+        try:
+            with_retries(lambda: self.study.tell(trial, value), f"recording trial {trial.number}")
+        except optuna.exceptions.UpdateFinishedTrialError:
+            if not self._salvage(trial, value):
+                return False
         if self.display:
             std = trial.user_attrs.get("accuracy_std", 0.0)
             seconds = trial.user_attrs.get("wall_seconds", 0.0)
             message = f"CV accuracy {value:.4f} ± {std:.4f} ({seconds:.1f} s)"
             self.display.trial_finished(trial.number, label, message, completed=True)
+        return True
+
+    def _salvage(self, trial: optuna.Trial, value: float) -> bool:
+        """Keep a result whose trial was declared stale while it trained (a long DB outage).
+
+        The finished work is recorded as a new COMPLETE trial, unless another worker has
+        meanwhile claimed or completed the point: then keeping it would duplicate the point.
+        """
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        grid_id = frozen.system_attrs[GRID_ID]
+        with claim_lock(self.storage_url, self.study.study_name):
+            state = self.grid_state()
+            if grid_id in state.complete or grid_id in state.running:
+                log.warning(
+                    "trial %s was re-queued while it ran; its result is dropped", trial.number
+                )
+                return False
+            system_attrs = {key: frozen.system_attrs[key] for key in (GRID_ID, "search_space")}
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    params=frozen.params,
+                    distributions=frozen.distributions,
+                    value=value,
+                    user_attrs=frozen.user_attrs,
+                    system_attrs=system_attrs,
+                    intermediate_values=frozen.intermediate_values,
+                )
+            )
+        log.warning("trial %s was declared stale while it ran; its result is kept", trial.number)
         return True
 
     def _fail(
