@@ -59,8 +59,8 @@ def run_tuner(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `tuner` command in a subprocess, as a user would."""
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    environment.pop("TUNER_STORAGE", None) if env is None else None
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
+    environment = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "tuner", *args],
         cwd=cwd,

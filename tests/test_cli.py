@@ -226,12 +226,12 @@ def test_bad_dataset_is_a_clean_error(tmp_path: Path) -> None:
 def test_variants_lists_every_variant(tmp_path: Path, studies_dir: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    result = run_tuner("variants", cwd=elsewhere)
+    result = run_tuner("variants", cwd=tmp_path)
     assert result.returncode == 0
     for name in ("2layer-no-bn", "3layer-no-dropout", "5layer"):
         assert name in result.stdout
     assert "32" in result.stdout and "BatchNorm + Dropout" in result.stdout
     custom = run_tuner("variants", "--studies", str(studies_dir), cwd=elsewhere)
     assert "tiny" in custom.stdout and "5layer" not in custom.stdout
-    # A ./studies folder in the working directory is picked up without a flag.
-    assert "tiny" in run_tuner("variants", cwd=tmp_path).stdout
+    from_env = run_tuner("variants", cwd=elsewhere, env={"TUNER_STUDIES": str(studies_dir)})
+    assert "tiny" in from_env.stdout and "5layer" not in from_env.stdout

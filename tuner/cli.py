@@ -37,8 +37,8 @@ StudiesOption = Annotated[
     Path | None,
     typer.Option(
         "--studies",
-        help="Folder of study definition files (*.toml). Default: $TUNER_STUDIES, ./studies, "
-        "or the seven built-in variants.",
+        help="Folder of study definition files (*.toml). "
+        "Default: $TUNER_STUDIES, else the project's studies/ folder.",
         file_okay=False,
     ),
 ]

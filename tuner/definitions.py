@@ -218,11 +218,8 @@ def load_definition(path: Path) -> StudyDefinition:
 
 
 def default_studies_dir() -> Path:
-    """``$TUNER_STUDIES``, else ``./studies`` when present, else the seven shipped variants."""
-    if os.environ.get("TUNER_STUDIES"):
-        return Path(os.environ["TUNER_STUDIES"])
-    local = Path.cwd() / "studies"
-    return local if local.is_dir() else BUILTIN_STUDIES_DIR
+    """``$TUNER_STUDIES``, else the project's own ``studies/`` folder."""
+    return Path(os.environ.get("TUNER_STUDIES") or BUILTIN_STUDIES_DIR)
 
 
 def load_definitions(directory: Path | None = None) -> dict[str, StudyDefinition]:

@@ -11,7 +11,6 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
@@ -32,9 +31,8 @@ class ProgressDisplay:
         self.live = self.console.is_terminal
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
+            BarColumn(bar_width=16),
+            TextColumn("{task.fields[detail]}", markup=False),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -71,7 +69,7 @@ class ProgressDisplay:
             self.console.print(f"{name}: {done}/{grid_size} grid points already complete")
 
     def trial_started(self, number: int, label: str) -> None:
-        self._label = f"trial {number}: {label}"
+        self._label = label
         self._trial_task = self._progress.add_task(f"  trial {number}", total=None, detail=label)
 
     def fold_started(self, fold: int, n_folds: int, epochs: int) -> None:
@@ -80,7 +78,7 @@ class ProgressDisplay:
                 self._trial_task,
                 total=n_folds * epochs,
                 completed=(fold - 1) * epochs,
-                detail=f"{self._label.split(': ', 1)[-1]}  fold {fold}/{n_folds}",
+                detail=f"{self._label} fold {fold}/{n_folds}",
             )
         self._fold = (fold, n_folds)
 
@@ -89,12 +87,12 @@ class ProgressDisplay:
             return
         fold, n_folds = self._fold
         acc = logs.get("val_accuracy")
-        metric = f" val_acc {acc:.4f}" if acc is not None else ""
+        metric = f" acc {acc:.3f}" if acc is not None else ""
         self._progress.update(
             self._trial_task,
             advance=1,
-            detail=f"{self._label.split(': ', 1)[-1]}  fold {fold}/{n_folds}"
-            f"  epoch {epoch}/{self._epochs_per_fold}{metric}",
+            detail=f"{self._label} fold {fold}/{n_folds}"
+            f" epoch {epoch}/{self._epochs_per_fold}{metric}",
         )
         self._progress.advance(self._study_task, 1)
 
