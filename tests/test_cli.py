@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tests.conftest import run_tuner
-from tuner.worker import GRID_ID, INTERRUPTED
+from tuner.grid import GRID_ID, INTERRUPTED
 
 
 def trials_of(db: Path, study: str = "tiny") -> list[optuna.trial.FrozenTrial]:

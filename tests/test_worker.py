@@ -9,9 +9,10 @@ from optuna.trial import TrialState
 from tuner.data import DatasetSpec, load_dataset
 from tuner.definitions import load_definitions
 from tuner.errors import TunerError
+from tuner.grid import FAIL_REASON, GRID_ID, GridState
 from tuner.storage import open_storage
 from tuner.study import StudyConfig, create_or_resume
-from tuner.worker import FAIL_REASON, GRID_ID, GridState, GridWorker, ensure_complete
+from tuner.worker import GridWorker, ensure_complete
 
 
 @pytest.fixture

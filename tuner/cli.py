@@ -110,6 +110,22 @@ def variants(studies: StudiesOption = None) -> None:
         )
 
 
+HeartbeatOption = Annotated[
+    int, typer.Option(help="Seconds between heartbeats of a running trial.", min=1)
+]
+MaxAttemptsOption = Annotated[
+    int, typer.Option(help="Failed attempts per grid point before giving up on it.", min=1)
+]
+ThreadsOption = Annotated[
+    int | None, typer.Option(help="TensorFlow threads per worker process.", min=1)
+]
+GpuOption = Annotated[
+    int | None,
+    typer.Option(help="Train on this GPU index (default: CUDA_VISIBLE_DEVICES' first).", min=0),
+]
+VerboseOption = Annotated[bool, typer.Option(help="Log more.")]
+
+
 @app.command()
 @user_errors
 def launch(
@@ -136,17 +152,19 @@ def launch(
         str | None, typer.Option(help="Study name (default: the variant's name).")
     ] = None,
     studies: StudiesOption = None,
-    heartbeat_interval: Annotated[
-        int, typer.Option(help="Seconds between heartbeats of a running trial.", min=1)
-    ] = 10,
-    max_attempts: Annotated[
-        int, typer.Option(help="Failed attempts per grid point before giving up.", min=1)
-    ] = 3,
-    threads: Annotated[
-        int | None, typer.Option(help="TensorFlow threads for this process.", min=1)
-    ] = None,
-    gpu: Annotated[int | None, typer.Option(help="Train on this GPU index.", min=0)] = None,
-    verbose: Annotated[bool, typer.Option(help="Log more.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Local worker processes; 0 only creates the studies and prints how to "
+            "start workers.",
+            min=0,
+        ),
+    ] = 1,
+    heartbeat_interval: HeartbeatOption = 10,
+    max_attempts: MaxAttemptsOption = 3,
+    threads: ThreadsOption = None,
+    gpu: GpuOption = None,
+    verbose: VerboseOption = False,
 ) -> None:
     """Create or resume each variant's study and evaluate its whole grid.
 
@@ -156,6 +174,7 @@ def launch(
 
     import_tensorflow_quietly()
     from tuner.data import DatasetSpec
+    from tuner.join import WorkerOptions
     from tuner.launch import LaunchOptions
     from tuner.launch import launch as run_launch
     from tuner.storage import resolve_url
@@ -164,15 +183,78 @@ def launch(
     chosen = select(load_definitions(studies), variant)
     options = LaunchOptions(
         dataset=DatasetSpec.parse(dataset, subset),
-        storage_url=resolve_url(storage),
+        worker=WorkerOptions(
+            storage_url=resolve_url(storage),
+            heartbeat_interval=heartbeat_interval,
+            max_attempts=max_attempts,
+            threads=threads,
+            gpu=gpu,
+        ),
         epochs=epochs,
         study_name=study_name,
+        workers=workers,
+    )
+    run_launch(chosen, options, console)
+
+
+@app.command()
+@user_errors
+def worker(
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", "-v", help="Study of this variant (repeatable); 'all'."),
+    ] = None,
+    study_name: Annotated[
+        list[str] | None, typer.Option(help="Study to work on, by name (repeatable).")
+    ] = None,
+    storage: StorageOption = None,
+    heartbeat_interval: HeartbeatOption = 10,
+    max_attempts: MaxAttemptsOption = 3,
+    threads: ThreadsOption = None,
+    gpu: GpuOption = None,
+    live: Annotated[
+        bool, typer.Option(help="Live progress bars when on a terminal.", hidden=True)
+    ] = True,
+    verbose: VerboseOption = False,
+) -> None:
+    """Join existing studies and evaluate grid points until none is left, then exit 0.
+
+    Everything but the storage comes from the study itself. Default: every tuner study.
+    Example: TUNER_STORAGE=postgresql+psycopg://tuner:PW@db/tuner tuner worker --variant all
+    """
+    from tuner.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from tuner.join import WorkerOptions, join
+    from tuner.storage import resolve_url
+
+    _quiet_libraries(verbose)
+    options = WorkerOptions(
+        storage_url=resolve_url(storage),
         heartbeat_interval=heartbeat_interval,
         max_attempts=max_attempts,
         threads=threads,
         gpu=gpu,
+        live_progress=live,
     )
-    run_launch(chosen, options, console)
+    join([*(variant or []), *(study_name or [])], options, console)
+
+
+@app.command()
+@user_errors
+def status(storage: StorageOption = None) -> None:
+    """Show every study: grid size, complete, running (where, since when), failed, best, ETA."""
+    from tuner.status import render_status, study_status
+    from tuner.storage import open_storage, resolve_url
+    from tuner.study import load, tuner_study_names
+
+    _quiet_libraries(False)
+    opened = open_storage(resolve_url(storage), must_exist=True)
+    names = tuner_study_names(opened)
+    if not names:
+        console.print("no tuner studies in this storage yet")
+        return
+    render_status(console, [study_status(load(opened, name)[0]) for name in names])
 
 
 def main() -> None:

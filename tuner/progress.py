@@ -26,9 +26,9 @@ def format_units(names: list[str], units: tuple[int, ...] | list[int]) -> str:
 class ProgressDisplay:
     """Tracks a study's grid in epochs of work, so the ETA covers what is left of it."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, live: bool = True) -> None:
         self.console = console or Console(stderr=True)
-        self.live = self.console.is_terminal
+        self.live = live and self.console.is_terminal
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=16),

@@ -141,3 +141,12 @@ def check_compatible(stored: StudyConfig, wanted: StudyConfig) -> None:
             f"study '{stored.study_name}' already exists with a different "
             f"{'; '.join(differences)}; pass --study-name NEW to start a separate study"
         )
+
+
+def tuner_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """Studies in the storage that tuner created (they carry a recorded definition)."""
+    return [
+        summary.study_name
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        if ATTR_PREFIX + "definition" in summary.user_attrs
+    ]

@@ -34,9 +34,8 @@ import logging
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import TypeVar
 
@@ -48,6 +47,7 @@ from tuner.data import Dataset
 from tuner.definitions import StudyDefinition
 from tuner.errors import TunerError, WorkerInterrupted
 from tuner.folds import stratified_folds
+from tuner.grid import FAIL_REASON, GRID_ID, INTERRUPTED, RETRYABLE, GridState
 from tuner.progress import ProgressDisplay, format_units
 from tuner.storage import claim_lock
 from tuner.study import StudyConfig
@@ -55,54 +55,7 @@ from tuner.study import StudyConfig
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-GRID_ID = "grid_id"
-FAIL_REASON = "tuner.fail_reason"
-RETRYABLE = "tuner.retryable"
-INTERRUPTED = "tuner.interrupted"
 DEFAULT_MAX_ATTEMPTS = 3
-
-
-@dataclass
-class GridState:
-    """Where each grid point of a study stands, from its trials."""
-
-    grid_size: int
-    complete: set[int] = field(default_factory=set)
-    running: set[int] = field(default_factory=set)
-    failures: Counter[int] = field(default_factory=Counter)
-    permanent: set[int] = field(default_factory=set)
-
-    @classmethod
-    def of(cls, trials: list[FrozenTrial], grid_size: int) -> GridState:
-        state = cls(grid_size)
-        for trial in trials:
-            grid_id = trial.system_attrs.get(GRID_ID)
-            if grid_id is None:
-                continue
-            if trial.state == TrialState.COMPLETE:
-                state.complete.add(grid_id)
-            elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
-                state.running.add(grid_id)
-            elif trial.state == TrialState.FAIL and not trial.system_attrs.get(INTERRUPTED):
-                # A deliberate stop (Ctrl-C, docker stop) is not the point's fault.
-                state.failures[grid_id] += 1
-                if trial.system_attrs.get(RETRYABLE) is False:
-                    state.permanent.add(grid_id)
-        return state
-
-    def given_up(self, max_attempts: int) -> list[int]:
-        """Points that will not be tried again: they failed deterministically or too often."""
-        return sorted(
-            g
-            for g in range(self.grid_size)
-            if g not in self.complete
-            and g not in self.running
-            and (g in self.permanent or self.failures[g] >= max_attempts)
-        )
-
-    def next_point(self, max_attempts: int) -> int | None:
-        blocked = self.complete | self.running | set(self.given_up(max_attempts))
-        return next((g for g in range(self.grid_size) if g not in blocked), None)
 
 
 @dataclass(frozen=True)
