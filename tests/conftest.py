@@ -69,3 +69,18 @@ def run_tuner(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    from tests import postgres
+
+    if not postgres.available():
+        pytest.skip("PostgreSQL 15 server binaries not installed (.ci/run installs them)")
+    with postgres.running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    return postgres_server.new_database()
