@@ -257,6 +257,30 @@ def status(storage: StorageOption = None) -> None:
     render_status(console, [study_status(load(opened, name)[0]) for name in names])
 
 
+@app.command()
+@user_errors
+def dashboard(
+    storage: StorageOption = None,
+    host: Annotated[
+        str, typer.Option(help="Address to bind; the dashboard has no login, keep it local.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 8080,
+    artifacts: Annotated[
+        Path | None,
+        typer.Option(help="Artifact folder (default: $TUNER_ARTIFACTS, else beside the DB)."),
+    ] = None,
+) -> None:
+    """Serve optuna-dashboard on the storage, with tuner's pictures as artifacts."""
+    from tuner.dashboard import serve
+    from tuner.storage import resolve_url
+
+    _quiet_libraries(False)
+    try:
+        serve(resolve_url(storage), host, port, artifacts, console)
+    except OSError as exc:
+        raise TunerError(f"cannot serve on {host}:{port}: {exc.strerror}; try --port") from None
+
+
 def main() -> None:
     app(prog_name="tuner")
 

@@ -10,6 +10,7 @@ grid point. Every URL it prints has its password masked.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import zlib
@@ -32,8 +33,6 @@ _process_locks: dict[str, threading.Lock] = {}
 
 def resolve_url(url: str | None, environ: dict[str, str] | None = None) -> str:
     """The flag wins, then ``$TUNER_STORAGE``, then an SQLite file in the working directory."""
-    import os
-
     environ = dict(os.environ) if environ is None else environ
     return url or environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
 
@@ -68,6 +67,19 @@ def sqlite_path(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database).expanduser().resolve()
+
+
+def artifact_dir(url: str, environ: dict[str, str] | None = None) -> Path:
+    """Where reports' pictures and models live for a storage: ``$TUNER_ARTIFACTS``, else
+    a folder beside an SQLite file, else ``./tuner-artifacts`` (share it between machines
+    the way you share the data, e.g. a volume in docker compose)."""
+    environ = dict(os.environ) if environ is None else environ
+    if environ.get("TUNER_ARTIFACTS"):
+        return Path(environ["TUNER_ARTIFACTS"]).expanduser().resolve()
+    path = sqlite_path(url)
+    if path is not None:
+        return path.with_name(path.name + ".artifacts")
+    return Path.cwd() / "tuner-artifacts"
 
 
 def open_storage(
