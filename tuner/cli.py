@@ -124,6 +124,7 @@ GpuOption = Annotated[
     typer.Option(help="Train on this GPU index (default: CUDA_VISIBLE_DEVICES' first).", min=0),
 ]
 VerboseOption = Annotated[bool, typer.Option(help="Log more.")]
+OutOption = Annotated[Path, typer.Option(help="Folder for the report.", file_okay=False)]
 
 
 @app.command()
@@ -164,6 +165,10 @@ def launch(
     max_attempts: MaxAttemptsOption = 3,
     threads: ThreadsOption = None,
     gpu: GpuOption = None,
+    report: Annotated[
+        bool, typer.Option(help="End with `tuner report` for the variants launched.")
+    ] = True,
+    out: OutOption = Path("reports"),
     verbose: VerboseOption = False,
 ) -> None:
     """Create or resume each variant's study and evaluate its whole grid.
@@ -193,6 +198,7 @@ def launch(
         epochs=epochs,
         study_name=study_name,
         workers=workers,
+        report_dir=out if report else None,
     )
     run_launch(chosen, options, console)
 
@@ -255,6 +261,30 @@ def status(storage: StorageOption = None) -> None:
         console.print("no tuner studies in this storage yet")
         return
     render_status(console, [study_status(load(opened, name)[0]) for name in names])
+
+
+@app.command()
+@user_errors
+def report(
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant", "-v", help="Study to report (repeatable); default: all complete."
+        ),
+    ] = None,
+    storage: StorageOption = None,
+    out: OutOption = Path("reports"),
+    refit: Annotated[bool, typer.Option(help="Retrain the winners even if already done.")] = False,
+) -> None:
+    """Retrain each winner, test it, and write the comparison: tables, pictures, HTML."""
+    from tuner.runtime import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from tuner.report import build_report
+    from tuner.storage import resolve_url
+
+    _quiet_libraries(False)
+    build_report(variant or [], resolve_url(storage), out, refit, console)
 
 
 @app.command()

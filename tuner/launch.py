@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 from rich.console import Console
@@ -25,6 +26,7 @@ class LaunchOptions:
     epochs: int | None = None
     study_name: str | None = None
     workers: int = 1
+    report_dir: Path | None = None
 
 
 def create_studies(
@@ -82,3 +84,7 @@ def launch(definitions: list[StudyDefinition], options: LaunchOptions, console: 
     for study, config in created:
         points = ranked_points(study, config.definition)
         render_ranking(console, config.study_name, config.definition, points)
+    if options.report_dir is not None:
+        from tuner.report import build_report
+
+        build_report(names, url, options.report_dir, refit=False, console=console)

@@ -1,0 +1,126 @@
+"""The final fit: retrain a study's winner on all training images, test it, keep the result.
+
+The result is stored on the study itself (a user attribute), so any machine that can
+reach the storage can report without retraining; the model goes to the artifact folder
+in Keras' native ``.keras`` format, written atomically so a full disk never leaves a
+half-written file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from tuner.data import Dataset
+from tuner.errors import TunerError
+from tuner.study import ATTR_PREFIX, StudyConfig
+
+FINAL_FIT_ATTR = ATTR_PREFIX + "final_fit"
+QUANTILES = 201
+
+
+@dataclass(frozen=True)
+class FinalFit:
+    """What the report needs from a final fit; JSON-serialisable, stored on the study."""
+
+    trial_number: int
+    units: list[int]
+    epochs: int
+    history: dict[str, list[float]]
+    test_loss: float
+    test_accuracy: float
+    train_loss: float
+    seconds: float
+    model_path: str
+    # Per layer, evenly spaced quantiles of its trained kernel weights: enough to draw
+    # the distribution faithfully on any machine, small enough to live in the database.
+    weight_quantiles: dict[str, list[float]]
+    data_fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FinalFit:
+        return cls(**data)
+
+
+def stored_final_fit(study: optuna.Study) -> FinalFit | None:
+    data = study.user_attrs.get(FINAL_FIT_ATTR)
+    return FinalFit.from_dict(data) if data else None
+
+
+def weight_quantiles(model: Any) -> dict[str, list[float]]:
+    import keras
+
+    levels = np.linspace(0.0, 1.0, QUANTILES)
+    return {
+        layer.name: np.quantile(np.asarray(layer.kernel), levels).astype(float).tolist()
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense)
+    }
+
+
+def save_model_atomically(model: Any, path: Path) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".keras")
+    os.close(handle)
+    try:
+        model.save(temporary)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise TunerError(f"cannot save the final model to {path}: {exc.strerror}") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def run_final_fit(
+    study: optuna.Study, config: StudyConfig, dataset: Dataset, artifacts: Path
+) -> FinalFit:
+    """Retrain the best grid point on every training image, validating on the test set."""
+    from tuner.model import build_model
+    from tuner.objective import HISTORY_KEYS, fold_seed
+
+    best = study.best_trial
+    units = config.definition.units_of(best.params)
+    started = time.perf_counter()
+    model = build_model(config.definition, units, seed=fold_seed(config.fold_seed, units, -1))
+    history = model.fit(
+        dataset.x_train,
+        dataset.y_train,
+        batch_size=config.definition.protocol.batch_size,
+        epochs=config.epochs,
+        validation_data=(dataset.x_test, dataset.y_test),
+        shuffle=True,
+        verbose=0,
+    ).history
+    test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, verbose=0)
+    model_path = artifacts / config.study_name / "final.keras"
+    save_model_atomically(model, model_path)
+    curves = {key: [float(v) for v in history[key]] for key in HISTORY_KEYS}
+    fit = FinalFit(
+        trial_number=best.number,
+        units=list(units),
+        epochs=config.epochs,
+        history=curves,
+        test_loss=float(test_loss),
+        test_accuracy=float(test_accuracy),
+        train_loss=curves["loss"][-1],
+        seconds=time.perf_counter() - started,
+        model_path=str(model_path),
+        weight_quantiles=weight_quantiles(model),
+        data_fingerprint=config.data_fingerprint,
+    )
+    study.set_user_attr(FINAL_FIT_ATTR, fit.to_dict())
+    return fit
