@@ -80,6 +80,12 @@ def _quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+def _trainer(name: str) -> str:
+    if name not in ("fast", "keras"):
+        raise TunerError(f"unknown --trainer '{name}'; choose fast or keras")
+    return name
+
+
 @app.command()
 @user_errors
 def variants(studies: StudiesOption = None) -> None:
@@ -124,6 +130,13 @@ GpuOption = Annotated[
     typer.Option(help="Train on this GPU index (default: CUDA_VISIBLE_DEVICES' first).", min=0),
 ]
 VerboseOption = Annotated[bool, typer.Option(help="Log more.")]
+TrainerOption = Annotated[
+    str,
+    typer.Option(
+        help="fast: whole epochs in one TensorFlow graph with fused Adam; "
+        "keras: plain model.fit (the reference)."
+    ),
+]
 OutOption = Annotated[Path, typer.Option(help="Folder for the report.", file_okay=False)]
 
 
@@ -169,6 +182,7 @@ def launch(
         bool, typer.Option(help="End with `tuner report` for the variants launched.")
     ] = True,
     out: OutOption = Path("reports"),
+    trainer: TrainerOption = "fast",
     verbose: VerboseOption = False,
 ) -> None:
     """Create or resume each variant's study and evaluate its whole grid.
@@ -194,6 +208,7 @@ def launch(
             max_attempts=max_attempts,
             threads=threads,
             gpu=gpu,
+            trainer=_trainer(trainer),
         ),
         epochs=epochs,
         study_name=study_name,
@@ -221,6 +236,7 @@ def worker(
     live: Annotated[
         bool, typer.Option(help="Live progress bars when on a terminal.", hidden=True)
     ] = True,
+    trainer: TrainerOption = "fast",
     verbose: VerboseOption = False,
 ) -> None:
     """Join existing studies and evaluate grid points until none is left, then exit 0.
@@ -242,6 +258,7 @@ def worker(
         threads=threads,
         gpu=gpu,
         live_progress=live,
+        trainer=_trainer(trainer),
     )
     join([*(variant or []), *(study_name or [])], options, console)
 

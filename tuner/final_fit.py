@@ -91,21 +91,21 @@ def run_final_fit(
     """Retrain the best grid point on every training image, validating on the test set."""
     from tuner.model import build_model
     from tuner.objective import HISTORY_KEYS, fold_seed
+    from tuner.trainer import FastTrainer
 
     best = study.best_trial
     units = config.definition.units_of(best.params)
     started = time.perf_counter()
     model = build_model(config.definition, units, seed=fold_seed(config.fold_seed, units, -1))
-    history = model.fit(
+    trainer = FastTrainer(model, config.definition.protocol)
+    history = trainer.fit(
         dataset.x_train,
         dataset.y_train,
-        batch_size=config.definition.protocol.batch_size,
         epochs=config.epochs,
-        validation_data=(dataset.x_test, dataset.y_test),
-        shuffle=True,
-        verbose=0,
-    ).history
-    test_loss, test_accuracy = model.evaluate(dataset.x_test, dataset.y_test, verbose=0)
+        validation=(dataset.x_test, dataset.y_test),
+        seed=config.fold_seed,
+    )
+    test_loss, test_accuracy = trainer.evaluate(dataset.x_test, dataset.y_test)
     model_path = artifacts / config.study_name / "final.keras"
     save_model_atomically(model, model_path)
     curves = {key: [float(v) for v in history[key]] for key in HISTORY_KEYS}

@@ -29,6 +29,7 @@ class WorkerOptions:
     threads: int | None = None
     gpu: int | None = None
     live_progress: bool = True
+    trainer: str = "fast"
 
 
 def resolve_study_names(storage: optuna.storages.BaseStorage, names: list[str]) -> list[str]:
@@ -87,6 +88,7 @@ def work_study(
             device=device,
             max_attempts=options.max_attempts,
             display=display,
+            trainer=options.trainer,
         )
         state = worker.grid_state()
         display.study_started(

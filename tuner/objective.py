@@ -22,6 +22,7 @@ import optuna
 from tuner.data import Dataset
 from tuner.definitions import StudyDefinition
 from tuner.model import build_model
+from tuner.trainer import FastTrainer
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -61,43 +62,70 @@ def fold_seed(base_seed: int, units: tuple[int, ...], fold: int) -> int:
     return zlib.crc32(f"{base_seed}:{units}:{fold}".encode())
 
 
-def train_fold(
-    definition: StudyDefinition,
-    units: tuple[int, ...],
-    dataset: Dataset,
-    split: tuple[np.ndarray, np.ndarray],
-    *,
-    fold: int,
-    epochs: int,
-    seed: int,
-    listener: TrainingListener | None = None,
-) -> FoldResult:
-    """Train a fresh model on one fold's training part, validate on its held-out part."""
-    train_index, val_index = split
-    started = time.perf_counter()
-    model = build_model(definition, units, seed=seed)
-    callbacks = [_EpochRelay(listener)] if listener else []
-    history = model.fit(
-        dataset.x_train[train_index],
-        dataset.y_train[train_index],
-        batch_size=definition.protocol.batch_size,
-        epochs=epochs,
-        validation_data=(dataset.x_train[val_index], dataset.y_train[val_index]),
-        shuffle=True,
-        verbose=0,
-        callbacks=callbacks,
-    ).history
-    curves = {key: [float(v) for v in history[key]] for key in HISTORY_KEYS}
-    if not all(math.isfinite(v) for v in curves["loss"]):
-        raise NonFiniteLossError(f"training loss became non-finite on fold {fold}")
-    keras.backend.clear_session()
-    return FoldResult(
-        fold=fold,
-        accuracy=curves["val_accuracy"][-1],
-        loss=curves["val_loss"][-1],
-        seconds=time.perf_counter() - started,
-        history=curves,
-    )
+TRAINERS = ("fast", "keras")
+
+
+class FoldTrainer:
+    """Trains the folds of one grid point, each from its own seeded initial weights.
+
+    ``fast`` (the default) is :class:`tuner.trainer.FastTrainer`, traced once per grid
+    point; ``keras`` is a plain ``model.fit`` per fold, kept as the reference the
+    benchmark compares against.
+    """
+
+    def __init__(self, definition: StudyDefinition, units: tuple[int, ...], kind: str) -> None:
+        if kind not in TRAINERS:
+            raise ValueError(f"unknown trainer {kind!r}; choose one of {', '.join(TRAINERS)}")
+        self.definition, self.units, self.kind = definition, units, kind
+        self._fast: FastTrainer | None = None
+
+    def _fit(
+        self, dataset: Dataset, split: tuple[np.ndarray, np.ndarray], epochs: int, seed: int,
+        listener: TrainingListener | None,
+    ) -> dict[str, list[float]]:  # fmt: skip
+        train_index, val_index = split
+        x_train, y_train = dataset.x_train[train_index], dataset.y_train[train_index]
+        validation = (dataset.x_train[val_index], dataset.y_train[val_index])
+        model = build_model(self.definition, self.units, seed=seed)
+        if self.kind == "keras":
+            callbacks = [_EpochRelay(listener)] if listener else []
+            return model.fit(
+                x_train, y_train, batch_size=self.definition.protocol.batch_size,
+                epochs=epochs, validation_data=validation, shuffle=True, verbose=0,
+                callbacks=callbacks,
+            ).history  # fmt: skip
+        if self._fast is None:
+            self._fast = FastTrainer(model, self.definition.protocol)
+        else:
+            self._fast.reset(model.get_weights())
+        return self._fast.fit(
+            x_train, y_train, epochs=epochs, validation=validation, seed=seed,
+            on_epoch_end=listener.epoch_ended if listener else None,
+        )  # fmt: skip
+
+    def train_fold(
+        self,
+        dataset: Dataset,
+        split: tuple[np.ndarray, np.ndarray],
+        *,
+        fold: int,
+        epochs: int,
+        seed: int,
+        listener: TrainingListener | None = None,
+    ) -> FoldResult:
+        """Train fresh weights on one fold's training part, validate on its held-out part."""
+        started = time.perf_counter()
+        history = self._fit(dataset, split, epochs, seed, listener)
+        curves = {key: [float(v) for v in history[key]] for key in HISTORY_KEYS}
+        if not all(math.isfinite(v) for v in curves["loss"]):
+            raise NonFiniteLossError(f"training loss became non-finite on fold {fold}")
+        return FoldResult(
+            fold=fold,
+            accuracy=curves["val_accuracy"][-1],
+            loss=curves["val_loss"][-1],
+            seconds=time.perf_counter() - started,
+            history=curves,
+        )
 
 
 def completed_folds(trial: optuna.trial.FrozenTrial) -> dict[int, FoldResult]:
@@ -120,6 +148,7 @@ def evaluate(
     device: str,
     reuse: dict[int, FoldResult] | None = None,
     listener: TrainingListener | None = None,
+    trainer: str = "fast",
 ) -> float:
     """Mean validation accuracy over the folds; folds in ``reuse`` are not trained again."""
     units = tuple(
@@ -130,7 +159,9 @@ def evaluate(
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("pid", os.getpid())
     trial.set_user_attr("device", device)
+    trial.set_user_attr("trainer", trainer)
     started = time.perf_counter()
+    fold_trainer = FoldTrainer(definition, units, trainer)
     results: list[FoldResult] = []
     for fold, split in enumerate(folds):
         if reuse and fold in reuse:
@@ -138,9 +169,7 @@ def evaluate(
         else:
             if listener:
                 listener.fold_started(fold + 1, len(folds), epochs)
-            result = train_fold(
-                definition,
-                units,
+            result = fold_trainer.train_fold(
                 dataset,
                 split,
                 fold=fold,
@@ -161,4 +190,5 @@ def evaluate(
     trial.set_user_attr("loss_std", float(np.std(losses)))
     trial.set_user_attr("train_seconds", float(sum(r.seconds for r in results)))
     trial.set_user_attr("wall_seconds", time.perf_counter() - started)
+    keras.backend.clear_session()
     return float(np.mean(accuracies))

@@ -26,6 +26,7 @@ def worker_command(study_names: list[str], options: WorkerOptions, threads: int)
         "--heartbeat-interval", str(options.heartbeat_interval),
         "--max-attempts", str(options.max_attempts),
         "--threads", str(threads),
+        "--trainer", options.trainer,
     ]  # fmt: skip
     if options.gpu is not None:
         command += ["--gpu", str(options.gpu)]

@@ -146,6 +146,7 @@ class GridWorker:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         poll_seconds: float = 2.0,
         display: ProgressDisplay | None = None,
+        trainer: str = "fast",
     ) -> None:
         self.storage = storage
         self.storage_url = storage_url
@@ -156,6 +157,7 @@ class GridWorker:
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
         self.display = display
+        self.trainer = trainer
         self.definition = config.definition
         self.folds = stratified_folds(
             dataset.y_train, self.definition.protocol.folds, config.fold_seed
@@ -237,6 +239,7 @@ class GridWorker:
                     device=self.device,
                     reuse=claim.reuse,
                     listener=self.display,
+                    trainer=self.trainer,
                 )
         except (KeyboardInterrupt, WorkerInterrupted) as exc:
             reason = "interrupted by SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)
