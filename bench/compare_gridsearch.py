@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=6000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--full", action="store_true", help="all images, 20 epochs")
-    parser.add_argument("--trainer", default="fast", choices=["fast", "keras"])
+    parser.add_argument("--trainer", default="packed", choices=["fast", "packed", "keras"])
     parser.add_argument("--results", type=Path, help="append a Markdown section here")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -81,8 +81,8 @@ def _quiet_libraries(verbose: bool) -> None:
 
 
 def _trainer(name: str) -> str:
-    if name not in ("fast", "keras"):
-        raise TunerError(f"unknown --trainer '{name}'; choose fast or keras")
+    if name not in ("fast", "packed", "keras"):
+        raise TunerError(f"unknown --trainer '{name}'; choose fast, packed or keras")
     return name
 
 
@@ -133,8 +133,9 @@ VerboseOption = Annotated[bool, typer.Option(help="Log more.")]
 TrainerOption = Annotated[
     str,
     typer.Option(
-        help="fast: whole epochs in one TensorFlow graph with fused Adam; "
-        "keras: plain model.fit (the reference)."
+        help="packed: a grid point's folds trained together as one model; fast: one fold "
+        "at a time, whole epochs in one TensorFlow graph with fused Adam; keras: plain "
+        "model.fit (the reference)."
     ),
 ]
 OutOption = Annotated[Path, typer.Option(help="Folder for the report.", file_okay=False)]
@@ -182,7 +183,7 @@ def launch(
         bool, typer.Option(help="End with `tuner report` for the variants launched.")
     ] = True,
     out: OutOption = Path("reports"),
-    trainer: TrainerOption = "fast",
+    trainer: TrainerOption = "packed",
     verbose: VerboseOption = False,
 ) -> None:
     """Create or resume each variant's study and evaluate its whole grid.
@@ -236,7 +237,7 @@ def worker(
     live: Annotated[
         bool, typer.Option(help="Live progress bars when on a terminal.", hidden=True)
     ] = True,
-    trainer: TrainerOption = "fast",
+    trainer: TrainerOption = "packed",
     verbose: VerboseOption = False,
 ) -> None:
     """Join existing studies and evaluate grid points until none is left, then exit 0.

@@ -29,7 +29,7 @@ class WorkerOptions:
     threads: int | None = None
     gpu: int | None = None
     live_progress: bool = True
-    trainer: str = "fast"
+    trainer: str = "packed"
 
 
 def resolve_study_names(storage: optuna.storages.BaseStorage, names: list[str]) -> list[str]:

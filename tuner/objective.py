@@ -30,7 +30,7 @@ HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 class TrainingListener(Protocol):
     """Told about fold and epoch boundaries; the progress display implements it."""
 
-    def fold_started(self, fold: int, n_folds: int, epochs: int) -> None: ...
+    def fold_started(self, fold: int, n_folds: int, epochs: int, packed: int = 1) -> None: ...
 
     def epoch_ended(self, epoch: int, logs: dict[str, float]) -> None: ...
 
@@ -62,15 +62,16 @@ def fold_seed(base_seed: int, units: tuple[int, ...], fold: int) -> int:
     return zlib.crc32(f"{base_seed}:{units}:{fold}".encode())
 
 
-TRAINERS = ("fast", "keras")
+TRAINERS = ("fast", "packed", "keras")
 
 
 class FoldTrainer:
     """Trains the folds of one grid point, each from its own seeded initial weights.
 
-    ``fast`` (the default) is :class:`tuner.trainer.FastTrainer`, traced once per grid
-    point; ``keras`` is a plain ``model.fit`` per fold, kept as the reference the
-    benchmark compares against.
+    ``packed`` (the default) trains the folds together (:mod:`tuner.packed`); ``fast``
+    is :class:`tuner.trainer.FastTrainer` per fold, traced once per grid point (also
+    used for a single remaining fold); ``keras`` is a plain ``model.fit`` per fold, kept
+    as the reference the benchmark compares against.
     """
 
     def __init__(self, definition: StudyDefinition, units: tuple[int, ...], kind: str) -> None:
@@ -102,6 +103,48 @@ class FoldTrainer:
             x_train, y_train, epochs=epochs, validation=validation, seed=seed,
             on_epoch_end=listener.epoch_ended if listener else None,
         )  # fmt: skip
+
+    def train_packed(
+        self,
+        dataset: Dataset,
+        splits: dict[int, tuple[np.ndarray, np.ndarray]],
+        *,
+        epochs: int,
+        base_seed: int,
+        n_folds: int | None = None,
+        listener: TrainingListener | None = None,
+    ) -> dict[int, FoldResult]:
+        """Train the given folds at once, each from the weights a separate fit would use."""
+        from tuner.packed import PackedTrainer, build_packed_model, pack_weights
+
+        started = time.perf_counter()
+        folds = sorted(splits)
+        n_folds = n_folds or len(folds)
+        model = build_packed_model(self.definition, self.units, len(folds))
+        pack_weights(
+            model,
+            [
+                build_model(self.definition, self.units, seed=fold_seed(base_seed, self.units, f))
+                for f in folds
+            ],
+        )
+        if listener:
+            listener.fold_started(folds[0] + 1, n_folds, epochs, packed=len(folds))
+        histories = PackedTrainer(model, self.definition, len(folds)).fit_folds(
+            dataset.x_train, dataset.y_train, [splits[f] for f in folds], epochs=epochs,
+            seed=fold_seed(base_seed, self.units, folds[0]),
+            on_epoch_end=listener.epoch_ended if listener else None,
+        )  # fmt: skip
+        seconds = (time.perf_counter() - started) / len(folds)
+        results = {}
+        for fold, history in zip(folds, histories, strict=True):
+            if not all(math.isfinite(v) for v in history["loss"]):
+                raise NonFiniteLossError(f"training loss became non-finite on fold {fold}")
+            results[fold] = FoldResult(
+                fold=fold, accuracy=history["val_accuracy"][-1], loss=history["val_loss"][-1],
+                seconds=seconds, history=history,
+            )  # fmt: skip
+        return results
 
     def train_fold(
         self,
@@ -148,7 +191,7 @@ def evaluate(
     device: str,
     reuse: dict[int, FoldResult] | None = None,
     listener: TrainingListener | None = None,
-    trainer: str = "fast",
+    trainer: str = "packed",
 ) -> float:
     """Mean validation accuracy over the folds; folds in ``reuse`` are not trained again."""
     units = tuple(
@@ -162,9 +205,16 @@ def evaluate(
     trial.set_user_attr("trainer", trainer)
     started = time.perf_counter()
     fold_trainer = FoldTrainer(definition, units, trainer)
+    reuse = reuse or {}
+    pending = {fold: split for fold, split in enumerate(folds) if fold not in reuse}
+    if trainer == "packed" and len(pending) > 1:
+        reuse = {**reuse, **fold_trainer.train_packed(
+            dataset, pending, epochs=epochs, base_seed=base_seed, listener=listener,
+            n_folds=len(folds),
+        )}  # fmt: skip
     results: list[FoldResult] = []
     for fold, split in enumerate(folds):
-        if reuse and fold in reuse:
+        if fold in reuse:
             result = reuse[fold]
         else:
             if listener:

@@ -42,6 +42,8 @@ class ProgressDisplay:
         self._study_task: TaskID | None = None
         self._trial_task: TaskID | None = None
         self._epochs_per_fold = 1
+        self._packed = 1
+        self._fold_text = ""
         self._label = ""
 
     def __enter__(self) -> ProgressDisplay:
@@ -72,29 +74,33 @@ class ProgressDisplay:
         self._label = label
         self._trial_task = self._progress.add_task(f"  trial {number}", total=None, detail=label)
 
-    def fold_started(self, fold: int, n_folds: int, epochs: int) -> None:
+    def fold_started(self, fold: int, n_folds: int, epochs: int, packed: int = 1) -> None:
+        """``packed`` folds, starting at ``fold``, train together: each epoch counts for all."""
+        self._packed = packed
+        self._fold_text = (
+            f"folds {fold}-{fold + packed - 1}/{n_folds} packed"
+            if packed > 1
+            else f"fold {fold}/{n_folds}"
+        )
         if self._trial_task is not None:
             self._progress.update(
                 self._trial_task,
                 total=n_folds * epochs,
                 completed=(fold - 1) * epochs,
-                detail=f"{self._label} fold {fold}/{n_folds}",
+                detail=f"{self._label} {self._fold_text}",
             )
-        self._fold = (fold, n_folds)
 
     def epoch_ended(self, epoch: int, logs: dict[str, float]) -> None:
         if self._trial_task is None or self._study_task is None:
             return
-        fold, n_folds = self._fold
         acc = logs.get("val_accuracy")
         metric = f" acc {acc:.3f}" if acc is not None else ""
         self._progress.update(
             self._trial_task,
-            advance=1,
-            detail=f"{self._label} fold {fold}/{n_folds}"
-            f" epoch {epoch}/{self._epochs_per_fold}{metric}",
+            advance=self._packed,
+            detail=f"{self._label} {self._fold_text} epoch {epoch}/{self._epochs_per_fold}{metric}",
         )
-        self._progress.advance(self._study_task, 1)
+        self._progress.advance(self._study_task, self._packed)
 
     def trial_finished(self, number: int, label: str, message: str, completed: bool) -> None:
         if self._trial_task is not None:

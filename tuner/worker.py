@@ -146,7 +146,7 @@ class GridWorker:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         poll_seconds: float = 2.0,
         display: ProgressDisplay | None = None,
-        trainer: str = "fast",
+        trainer: str = "packed",
     ) -> None:
         self.storage = storage
         self.storage_url = storage_url
