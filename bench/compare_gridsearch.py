@@ -183,7 +183,8 @@ def main() -> None:
     epoch_seconds, epoch_gflops = steady_epoch(definition, best_units, n - n_val)
     print(
         f"tuner training: {achieved:.0f} GFLOP/s over whole trials = {achieved / peak:.0%} of "
-        f"peak; steady-state epoch of {best_units}: {epoch_seconds * 1000:.0f} ms, "
+        f"peak; steady-state one-fold epoch (fast trainer) of {best_units}: "
+        f"{epoch_seconds * 1000:.0f} ms, "
         f"{epoch_gflops:.0f} GFLOP/s = {epoch_gflops / peak:.0%} of peak"
     )
 
@@ -213,7 +214,8 @@ def main() -> None:
             f"| GridSearchCV + scikeras | {search_wall:.1f} s | "
             f"{max(search_scores.values()):.4f} |",
             f"\nSpeed-up **{ratio:.2f}x**. Training throughput over whole trials "
-            f"{achieved:.0f} GFLOP/s ({achieved / peak:.0%} of peak); steady-state epoch of "
+            f"{achieved:.0f} GFLOP/s ({achieved / peak:.0%} of peak); steady-state one-fold "
+            f"epoch (fast trainer) of "
             f"{best_units}: {epoch_seconds * 1000:.0f} ms = {epoch_gflops:.0f} GFLOP/s "
             f"({epoch_gflops / peak:.0%} of peak).\n",
             "| units | tuner | GridSearchCV | difference |",
