@@ -29,6 +29,20 @@ def _free_port() -> int:
 class PostgresServer:
     def __init__(self, base: Path, port: int, as_postgres: list[str]) -> None:
         self.base, self.port, self.as_postgres = base, port, as_postgres
+        self.options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
+
+    def restart(self, down_seconds: float = 2.0) -> None:
+        """Stop the server (dropping every connection), stay down a while, start again."""
+        import time
+
+        data = str(self.base / "data")
+        pg_ctl = str(PG_BIN / "pg_ctl")
+        subprocess.run([*self.as_postgres, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"],
+                       check=True, capture_output=True)  # fmt: skip
+        time.sleep(down_seconds)
+        subprocess.run([*self.as_postgres, pg_ctl, "-D", data, "-o", self.options,
+                        "-l", str(self.base / "server.log"), "-w", "start"],
+                       check=True, capture_output=True)  # fmt: skip
 
     def psql(self, sql: str) -> None:
         subprocess.run(

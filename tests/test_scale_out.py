@@ -196,3 +196,19 @@ def test_status_shows_the_live_picture(nine: Path, synthetic_npz: Path, tmp_path
     assert cells[:5] == ["nine", "9", "0", "1", "0"]
     assert f"trial {running.number} [l1=" in result.stdout
     assert f"/{worker.pid} since" in result.stdout
+
+
+def test_postgres_restart_mid_trial_loses_nothing(
+    postgres_server, nine: Path, synthetic_npz: Path, tmp_path: Path
+) -> None:
+    url = postgres_server.new_database()
+    create_study(url, nine, synthetic_npz, tmp_path, epochs=8)
+    worker = start_worker(url, tmp_path, "--heartbeat-interval", "2")
+    wait_for_running(url)
+    postgres_server.restart(down_seconds=3)
+    _, stderr = worker.communicate(timeout=600)
+    assert worker.returncode == 0, stderr
+    assert "retrying" in stderr  # the outage was seen and ridden out
+    all_trials = trials(url)
+    assert_exactly_once(all_trials)
+    assert len(all_trials) == 9  # nothing failed, nothing trained twice

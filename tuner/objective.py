@@ -22,6 +22,7 @@ import optuna
 from tuner.data import Dataset
 from tuner.definitions import StudyDefinition
 from tuner.model import build_model
+from tuner.storage import with_retries
 from tuner.trainer import FastTrainer
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -180,6 +181,12 @@ def completed_folds(trial: optuna.trial.FrozenTrial) -> dict[int, FoldResult]:
     return results
 
 
+def record(trial: optuna.Trial, **attrs: object) -> None:
+    """Set user attributes, riding out a storage blip rather than losing the fold."""
+    for key, value in attrs.items():
+        with_retries(lambda: trial.set_user_attr(key, value), f"recording {key}")  # noqa: B023
+
+
 def evaluate(
     trial: optuna.Trial,
     definition: StudyDefinition,
@@ -198,11 +205,14 @@ def evaluate(
         int(trial.suggest_categorical(name, list(values)))
         for name, values in definition.grid.items()
     )
-    trial.set_user_attr("units", list(units))
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("pid", os.getpid())
-    trial.set_user_attr("device", device)
-    trial.set_user_attr("trainer", trainer)
+    record(
+        trial,
+        units=list(units),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        device=device,
+        trainer=trainer,
+    )
     started = time.perf_counter()
     fold_trainer = FoldTrainer(definition, units, trainer)
     reuse = reuse or {}
@@ -228,17 +238,21 @@ def evaluate(
                 listener=listener,
             )
         results.append(result)
-        trial.set_user_attr(f"fold_{fold}", asdict(result))
-        trial.report(float(np.mean([r.accuracy for r in results])), step=fold)
+        record(trial, **{f"fold_{fold}": asdict(result)})
+        running_mean = float(np.mean([r.accuracy for r in results]))
+        with_retries(lambda: trial.report(running_mean, step=fold), "reporting a fold")  # noqa: B023
 
     accuracies = [r.accuracy for r in results]
     losses = [r.loss for r in results]
-    trial.set_user_attr("fold_accuracies", accuracies)
-    trial.set_user_attr("fold_losses", losses)
-    trial.set_user_attr("accuracy_std", float(np.std(accuracies)))
-    trial.set_user_attr("loss_mean", float(np.mean(losses)))
-    trial.set_user_attr("loss_std", float(np.std(losses)))
-    trial.set_user_attr("train_seconds", float(sum(r.seconds for r in results)))
-    trial.set_user_attr("wall_seconds", time.perf_counter() - started)
+    record(
+        trial,
+        fold_accuracies=accuracies,
+        fold_losses=losses,
+        accuracy_std=float(np.std(accuracies)),
+        loss_mean=float(np.mean(losses)),
+        loss_std=float(np.std(losses)),
+        train_seconds=float(sum(r.seconds for r in results)),
+        wall_seconds=time.perf_counter() - started,
+    )
     keras.backend.clear_session()
     return float(np.mean(accuracies))

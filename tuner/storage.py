@@ -10,20 +10,26 @@ grid point. Every URL it prints has its password masked.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import optuna
 import sqlalchemy
 from filelock import FileLock
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from tuner.errors import TunerError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 DEFAULT_HEARTBEAT_SECONDS = 10
@@ -183,3 +189,18 @@ def _advisory_lock(url: str, study_name: str) -> Iterator[None]:
         finally:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             connection.commit()
+
+
+def with_retries(action: Callable[[], T], what: str, attempts: int = 6) -> T:
+    """Retry a storage call with exponential backoff, so a DB restart does not lose a result."""
+    delay = 1.0
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except (optuna.exceptions.StorageInternalError, SQLAlchemyError, OSError) as exc:
+            if attempt == attempts:
+                raise
+            log.warning("%s failed (%s); retrying in %.0f s", what, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+    raise AssertionError("unreachable")

@@ -34,7 +34,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import TypeVar
@@ -49,7 +49,7 @@ from tuner.errors import TunerError, WorkerInterrupted
 from tuner.folds import stratified_folds
 from tuner.grid import FAIL_REASON, GRID_ID, INTERRUPTED, RETRYABLE, GridState
 from tuner.progress import ProgressDisplay, format_units
-from tuner.storage import claim_lock
+from tuner.storage import claim_lock, with_retries
 from tuner.study import StudyConfig
 
 log = logging.getLogger(__name__)
@@ -97,21 +97,6 @@ class Heartbeat:
                 self.storage.record_heartbeat(self.trial_id)
             except Exception as exc:
                 log.warning("heartbeat for trial %s failed, will retry: %s", self.trial_id, exc)
-
-
-def with_retries(action: Callable[[], T], what: str, attempts: int = 6) -> T:
-    """Retry a storage call with exponential backoff, so a DB restart does not lose a result."""
-    delay = 1.0
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except (optuna.exceptions.StorageInternalError, OSError) as exc:
-            if attempt == attempts:
-                raise
-            log.warning("%s failed (%s); retrying in %.0f s", what, exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
-    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
@@ -167,7 +152,7 @@ class GridWorker:
         report = WorkerReport()
         with interrupts_raise():
             while True:
-                claim, state = self._claim()
+                claim, state = with_retries(self._claim, "claiming a grid point")
                 report.state = state
                 if claim is None:
                     if not state.running:
