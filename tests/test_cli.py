@@ -118,7 +118,7 @@ def test_interrupted_launch_resumes_without_retraining(
         "--studies",
         str(studies_dir),
         "--epochs",
-        "40",
+        "120",
         "--storage",
         f"sqlite:///{db}",
     ]
@@ -127,11 +127,13 @@ def test_interrupted_launch_resumes_without_retraining(
     )
 
     def one_complete_one_running() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"launch ended early: {process.communicate()}")
         if not db.exists():
             return False
         try:
             states = [t.state for t in trials_of(db)]
-        except (KeyError, Exception):
+        except Exception:  # the study may not exist yet
             return False
         return TrialState.COMPLETE in states and TrialState.RUNNING in states
 

@@ -60,7 +60,7 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except TunerError as exc:
-            error_console.print(f"error: {exc}", soft_wrap=True)
+            error_console.print(f"error: {exc}", soft_wrap=True, markup=False)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             error_console.print("interrupted: the current grid point will be re-run on relaunch")

@@ -37,7 +37,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import TypeVar
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -53,7 +52,6 @@ from tuner.storage import claim_lock, with_retries
 from tuner.study import StudyConfig
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 DEFAULT_MAX_ATTEMPTS = 3
 
