@@ -49,6 +49,9 @@ def configure_tensorflow(threads: int | None = None, gpu: int | None = None) -> 
     """
     import tensorflow as tf
 
+    # Each grid point has its own model and so its own traced graph; TensorFlow's
+    # "excessive retracing" warning misreads that as a bug.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if threads is not None:
         if threads <= 0:
             raise TunerError(f"--threads must be positive, got {threads}")
