@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +88,34 @@ def postgres_server():
 @pytest.fixture
 def postgres_url(postgres_server) -> str:
     return postgres_server.new_database()
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url) as reply:
+        return reply.read().decode()
+
+
+@contextmanager
+def serving_dashboard(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run `tuner dashboard ...` until it answers; yields its base URL, then stops it."""
+    port = argv[argv.index("--port") + 1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tuner", *argv], cwd=cwd, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                fetch(f"{base}/api/studies")
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise AssertionError(f"dashboard exited: {server.communicate()}") from None
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

@@ -32,18 +32,13 @@ def assert_grid_covered_once(trials: list[optuna.trial.FrozenTrial]) -> None:
 def test_launch_covers_grid_and_prints_ranking(
     tmp_path: Path, studies_dir: Path, synthetic_npz: Path
 ) -> None:
-    result = run_tuner(
-        "launch",
-        "--variant",
-        "tiny",
-        "--dataset",
-        str(synthetic_npz),
-        "--studies",
-        str(studies_dir),
-        "--epochs",
-        "3",
-        cwd=tmp_path,
-    )
+    def launch_tiny(epochs: int) -> subprocess.CompletedProcess[str]:
+        return run_tuner(
+            "launch", "--variant", "tiny", "--dataset", str(synthetic_npz),
+            "--studies", str(studies_dir), "--epochs", str(epochs), cwd=tmp_path,
+        )  # fmt: skip
+
+    result = launch_tiny(3)
     assert result.returncode == 0, result.stderr
     db = tmp_path / "tuner.db"  # the default storage, in the working directory
     trials = trials_of(db)
@@ -59,34 +54,12 @@ def test_launch_covers_grid_and_prints_ranking(
     assert study.user_attrs["tuner.dataset"]["source"] == str(synthetic_npz)
 
     # Relaunching a finished study trains nothing and changes nothing.
-    again = run_tuner(
-        "launch",
-        "--variant",
-        "tiny",
-        "--dataset",
-        str(synthetic_npz),
-        "--studies",
-        str(studies_dir),
-        "--epochs",
-        "3",
-        cwd=tmp_path,
-    )
+    again = launch_tiny(3)
     assert again.returncode == 0, again.stderr
     assert [t.datetime_complete for t in trials_of(db)] == [t.datetime_complete for t in trials]
 
     # Different epochs against the same study name is refused, with the way out.
-    refused = run_tuner(
-        "launch",
-        "--variant",
-        "tiny",
-        "--dataset",
-        str(synthetic_npz),
-        "--studies",
-        str(studies_dir),
-        "--epochs",
-        "4",
-        cwd=tmp_path,
-    )
+    refused = launch_tiny(4)
     assert refused.returncode != 0
     assert "epochs (stored 3, now 4)" in refused.stderr and "--study-name" in refused.stderr
     assert "Traceback" not in refused.stderr

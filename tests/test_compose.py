@@ -8,14 +8,14 @@ import re
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+
+from tests.conftest import fetch, serving_dashboard
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -147,23 +147,5 @@ def test_container_commands_run_against_real_postgres(
     port = free_port()
     argv[argv.index("--port") + 1] = str(port)
     argv[argv.index("--host") + 1] = "127.0.0.1"  # 0.0.0.0 is only inside the container
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tuner", *argv],
-        env=process_env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        body = ""
-        for _ in range(60):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies") as reply:
-                    body = reply.read().decode()
-                break
-            except OSError:
-                time.sleep(0.5)
-        assert '"study_name": "tiny"' in body
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
+    with serving_dashboard(argv, cwd=tmp_path, env=process_env) as base:
+        assert '"study_name": "tiny"' in fetch(f"{base}/api/studies")

@@ -7,15 +7,13 @@ import json
 import shutil
 import struct
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import optuna
 import pytest
 
-from tests.conftest import run_tuner
+from tests.conftest import fetch, run_tuner, serving_dashboard
 from tests.test_storage import free_port
 from tuner.final_fit import FINAL_FIT_ATTR
 
@@ -120,34 +118,16 @@ def test_pictures_are_attached_as_dashboard_artifacts(reported: dict) -> None:
 
 
 def test_dashboard_serves_the_study(reported: dict) -> None:
-    root: Path = reported["root"]
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tuner", "dashboard", "--port", str(port)],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        body = ""
-        for _ in range(60):
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies") as reply:
-                    body = reply.read().decode()
-                break
-            except OSError:
-                time.sleep(0.5)
+    argv = ["dashboard", "--port", str(free_port())]
+    with serving_dashboard(argv, cwd=reported["root"]) as base:
+        body = fetch(f"{base}/api/studies")
         assert '"study_name": "tiny"' in body
-        summaries = json.loads(body)["study_summaries"]
-        study_id = summaries[0]["study_id"]
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{study_id}") as reply:
-            detail = json.loads(reply.read().decode())
+        study_id = json.loads(body)["study_summaries"][0]["study_id"]
+        detail = json.loads(fetch(f"{base}/api/studies/{study_id}"))
         assert {a["filename"] for a in detail["artifacts"]} >= {"loss.png", "weights.png"}
         artifact = detail["artifacts"][0]["artifact_id"]
-        url = f"http://127.0.0.1:{port}/artifacts/{study_id}/{artifact}"
-        with urllib.request.urlopen(url) as reply:
+        with urllib.request.urlopen(f"{base}/artifacts/{study_id}/{artifact}") as reply:
             assert reply.status == 200 and len(reply.read()) > 100
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
 
 
 def test_report_of_unknown_variant_is_clean(reported: dict) -> None:
@@ -163,28 +143,14 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def test_dashboard_page_shows_the_study_in_headless_chromium(
     reported: dict, tmp_path: Path
 ) -> None:
-    root: Path = reported["root"]
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tuner", "dashboard", "--port", str(port)],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        for _ in range(60):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies").close()
-                break
-            except OSError:
-                time.sleep(0.5)
+    argv = ["dashboard", "--port", str(free_port())]
+    with serving_dashboard(argv, cwd=reported["root"]) as base:
         page = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
              "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
              "--virtual-time-budget=15000", "--dump-dom",
-             f"http://127.0.0.1:{port}/dashboard"],
+             f"{base}/dashboard"],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
-        assert "tiny" in page.stdout, page.stderr[-2000:]
-    finally:
-        server.terminate()
-        server.communicate(timeout=30)
+    assert "tiny" in page.stdout, page.stderr[-2000:]
