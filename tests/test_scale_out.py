@@ -193,7 +193,7 @@ def test_status_shows_the_live_picture(nine: Path, synthetic_npz: Path, tmp_path
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("│ nine"))
     cells = [cell.strip() for cell in row.strip("│").split("│")]
-    assert cells[:5] == ["nine", "9", "0", "1", "0"]
+    assert cells[:6] == ["nine", "9", "0", "1", "8", "0"]
     assert f"trial {running.number} [l1=" in result.stdout
     assert f"/{worker.pid} since" in result.stdout
 

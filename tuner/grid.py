@@ -14,6 +14,7 @@ GRID_ID = "grid_id"
 FAIL_REASON = "tuner.fail_reason"
 RETRYABLE = "tuner.retryable"
 INTERRUPTED = "tuner.interrupted"
+DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclass

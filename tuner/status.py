@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
-from tuner.grid import FAIL_REASON, GridState
+from tuner.grid import DEFAULT_MAX_ATTEMPTS, FAIL_REASON, GridState
 from tuner.study import StudyConfig
 
 
@@ -33,7 +33,7 @@ class StudyStatus:
     grid_size: int
     complete: int
     running: list[RunningTrial]
-    waiting: int
+    waiting: int  # grid points nobody holds yet (not complete, not running, not given up)
     failed_attempts: int
     last_failure: str | None
     best_value: float | None
@@ -82,7 +82,9 @@ def study_status(study: optuna.Study) -> StudyStatus:
         grid_size=definition.grid_size,
         complete=len(state.complete),
         running=running,
-        waiting=sum(1 for t in trials if t.state == TrialState.WAITING),
+        waiting=definition.grid_size
+        - len(state.complete | state.running)
+        - len(state.given_up(DEFAULT_MAX_ATTEMPTS)),
         failed_attempts=len(failed),
         last_failure=failed[-1].system_attrs.get(FAIL_REASON) if failed else None,
         best_value=best.value if best else None,
@@ -99,7 +101,7 @@ def _duration(seconds: float | None) -> str:
 
 def render_status(console: Console, statuses: list[StudyStatus]) -> None:
     table = Table(title="tuner studies")
-    for column in ("study", "grid", "complete", "running", "failed", "best", "ETA"):
+    for column in ("study", "grid", "complete", "running", "waiting", "failed", "best", "ETA"):
         table.add_column(column, justify="left" if column in ("study", "best") else "right")
     for status in statuses:
         best = (
@@ -112,6 +114,7 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
             str(status.grid_size),
             str(status.complete),
             str(len(status.running)),
+            str(status.waiting),
             str(status.failed_attempts),
             best,
             _duration(status.eta_seconds()),

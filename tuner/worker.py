@@ -46,14 +46,19 @@ from tuner.data import Dataset
 from tuner.definitions import StudyDefinition
 from tuner.errors import TunerError, WorkerInterrupted
 from tuner.folds import stratified_folds
-from tuner.grid import FAIL_REASON, GRID_ID, INTERRUPTED, RETRYABLE, GridState
+from tuner.grid import (
+    DEFAULT_MAX_ATTEMPTS,
+    FAIL_REASON,
+    GRID_ID,
+    INTERRUPTED,
+    RETRYABLE,
+    GridState,
+)
 from tuner.progress import ProgressDisplay, format_units
 from tuner.storage import claim_lock, with_retries
 from tuner.study import StudyConfig
 
 log = logging.getLogger(__name__)
-
-DEFAULT_MAX_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
