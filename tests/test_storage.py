@@ -88,3 +88,21 @@ def test_claim_lock_is_exclusive_across_threads(tmp_path: Path) -> None:
     for thread in threads:
         thread.join()
     assert not overlaps
+
+
+def test_postgres_without_room_for_a_worker_is_refused_with_numbers(postgres_server) -> None:
+    from tests.postgres import PASSWORD
+
+    postgres_server.psql(f"CREATE ROLE tight LOGIN PASSWORD '{PASSWORD}' CONNECTION LIMIT 2")
+    postgres_server.psql("CREATE DATABASE tight OWNER tight")
+    url = f"postgresql+psycopg://tight:{PASSWORD}@127.0.0.1:{postgres_server.port}/tight"
+    with pytest.raises(TunerError) as error:
+        open_storage(url)
+    message = str(error.value)
+    assert "role 'tight' has connection limit 2 with 0 in use; a worker needs 3" in message
+    assert PASSWORD not in message
+
+
+def test_postgres_storage_opens_with_room(postgres_url: str) -> None:
+    storage = open_storage(postgres_url)
+    assert storage.get_heartbeat_interval() == 10

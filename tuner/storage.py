@@ -115,8 +115,9 @@ def open_storage(
             path.parent.mkdir(parents=True, exist_ok=True)
             _enable_wal(path)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-    else:
+    elif backend == "postgresql":
         engine_kwargs.update(pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
+        _check_connection_room(url, parsed, needed=pool_size + 1)
     try:
         return optuna.storages.RDBStorage(
             url,
@@ -128,6 +129,47 @@ def open_storage(
         raise TunerError(
             f"cannot open storage {mask_password(url)}: {_reason(exc, parsed)}"
         ) from None
+
+
+CONNECTION_ROOM_SQL = """
+SELECT current_setting('max_connections')::int
+         - current_setting('superuser_reserved_connections')::int AS usable,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
+       (SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user) AS role_limit,
+       (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user) AS role_used
+"""
+
+
+def _check_connection_room(url: str, parsed: URL, needed: int) -> None:
+    """Refuse to start, with the numbers, when the server has no room for this worker.
+
+    Otherwise the worker would start, train, and die later on a pool timeout.
+    """
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        with engine.connect() as connection:
+            usable, used, role_limit, role_used = connection.execute(
+                sqlalchemy.text(CONNECTION_ROOM_SQL)
+            ).one()
+        engine.dispose()
+    except SQLAlchemyError as exc:
+        raise TunerError(
+            f"cannot open storage {mask_password(url)}: {_reason(exc, parsed)}"
+        ) from None
+    # The probe's own connection is counted in `used`; it is gone once we return.
+    free = usable - used + 1
+    if free < needed:
+        raise TunerError(
+            f"storage {mask_password(url)}: PostgreSQL has {free} free connection(s) "
+            f"(max_connections less reserved {usable}, in use {used - 1}); a worker needs "
+            f"{needed}: raise max_connections or run fewer workers"
+        )
+    if role_limit is not None and role_limit >= 0 and role_limit - role_used + 1 < needed:
+        raise TunerError(
+            f"storage {mask_password(url)}: role '{parsed.username}' has connection limit "
+            f"{role_limit} with {role_used - 1} in use; a worker needs {needed}: "
+            "raise the role's CONNECTION LIMIT or run fewer workers"
+        )
 
 
 def _enable_wal(path: Path) -> None:
