@@ -196,6 +196,7 @@ def test_bad_dataset_is_a_clean_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "broken.npz: not a readable .npz dataset" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "tuner.db").exists()  # the data is checked before the storage
 
 
 def test_variants_lists_every_variant(tmp_path: Path, studies_dir: Path) -> None:

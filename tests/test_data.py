@@ -159,3 +159,15 @@ def test_debian_fashion_mnist_loads_offline() -> None:
     dataset = load_dataset(DatasetSpec.parse("fashion-mnist"))
     assert dataset.x_train.shape == (60000, 784) and dataset.x_test.shape == (10000, 784)
     assert np.bincount(dataset.y_train).tolist() == [6000] * 10
+
+
+def test_data_cache_loads_once_and_refuses_other_data(synthetic_npz: Path) -> None:
+    from tuner.data import DataCache
+
+    cache = DataCache()
+    spec = DatasetSpec.parse(str(synthetic_npz))
+    dataset, fingerprint = cache.load(spec)
+    assert cache.load(spec)[0] is dataset
+    assert cache.verified(spec, fingerprint, "s") is dataset
+    with pytest.raises(TunerError, match=r"study 's'.*fingerprint mismatch"):
+        cache.verified(spec, "0" * 32, "s")

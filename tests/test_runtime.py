@@ -36,3 +36,18 @@ def test_bad_settings_are_user_errors(call: str, message: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "ERROR" in result.stdout and message in result.stdout
+
+
+def test_settings_apply_once_so_a_report_after_launch_does_not_fail() -> None:
+    # Without the once-only rule, the second call would change thread settings after
+    # TensorFlow started, which it refuses with a RuntimeError.
+    result = run(
+        "import tensorflow as tf\n"
+        "from tuner.runtime import configure_tensorflow\n"
+        "first = configure_tensorflow(threads=1)\n"
+        "tf.constant(1.0) + 1.0\n"
+        "print(first, configure_tensorflow(threads=2))\n"
+    )
+    assert result.returncode == 0, result.stderr
+    first, again = result.stdout.split()[-2:]
+    assert first == again

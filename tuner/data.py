@@ -78,6 +78,29 @@ class Dataset:
         return digest.hexdigest()
 
 
+class DataCache:
+    """Each dataset loaded and fingerprinted once per process, however many studies use it."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[DatasetSpec, tuple[Dataset, str]] = {}
+
+    def load(self, spec: DatasetSpec) -> tuple[Dataset, str]:
+        if spec not in self._loaded:
+            dataset = load_dataset(spec)
+            self._loaded[spec] = (dataset, dataset.fingerprint())
+        return self._loaded[spec]
+
+    def verified(self, spec: DatasetSpec, fingerprint: str, study_name: str) -> Dataset:
+        """The data, after checking it is what the study was created with."""
+        dataset, actual = self.load(spec)
+        if actual != fingerprint:
+            raise TunerError(
+                f"study '{study_name}': the data at {spec.source} differs from the data the "
+                "study was created with (fingerprint mismatch); give this worker the same files"
+            )
+        return dataset
+
+
 def load_dataset(spec: DatasetSpec) -> Dataset:
     """Load, validate and (if asked) subsample the training images."""
     raw = _load_raw(spec.source)

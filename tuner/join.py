@@ -13,7 +13,7 @@ import optuna
 from rich.console import Console
 
 from tuner import study as studies
-from tuner.data import Dataset, DatasetSpec, load_dataset
+from tuner.data import DataCache, Dataset
 from tuner.errors import TunerError
 from tuner.progress import ProgressDisplay
 from tuner.runtime import configure_tensorflow
@@ -45,26 +45,6 @@ def resolve_study_names(storage: optuna.storages.BaseStorage, names: list[str]) 
                 f"{', '.join(known) or 'none'} (create it with `tuner launch --workers 0`)"
             )
     return names
-
-
-class DataCache:
-    """Load each dataset once per process, and check it against every study using it."""
-
-    def __init__(self) -> None:
-        self._loaded: dict[DatasetSpec, tuple[Dataset, str]] = {}
-
-    def verified(self, config: studies.StudyConfig) -> Dataset:
-        if config.dataset not in self._loaded:
-            dataset = load_dataset(config.dataset)
-            self._loaded[config.dataset] = (dataset, dataset.fingerprint())
-        dataset, fingerprint = self._loaded[config.dataset]
-        if fingerprint != config.data_fingerprint:
-            raise TunerError(
-                f"study '{config.study_name}': the data at {config.dataset.source} differs "
-                "from the data the study was created with (fingerprint mismatch); "
-                "give this worker the same files"
-            )
-        return dataset
 
 
 def work_study(
@@ -112,7 +92,10 @@ def join(names: list[str], options: WorkerOptions, console: Console) -> None:
     loaded = [studies.load(storage, name) for name in chosen]
     data = DataCache()
     # Check every study's data before claiming anything, so a bad mount fails fast.
-    datasets = [data.verified(config) for _, config in loaded]
+    datasets = [
+        data.verified(config.dataset, config.data_fingerprint, config.study_name)
+        for _, config in loaded
+    ]
     device = configure_tensorflow(options.threads, options.gpu)
     console.print(
         f"worker on {mask_password(options.storage_url)}, device {device}: {', '.join(chosen)}",

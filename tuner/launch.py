@@ -9,7 +9,7 @@ import optuna
 from rich.console import Console
 
 from tuner import study as studies
-from tuner.data import Dataset, DatasetSpec, load_dataset
+from tuner.data import DataCache, DatasetSpec
 from tuner.definitions import StudyDefinition
 from tuner.errors import TunerError
 from tuner.join import WorkerOptions, work_study
@@ -33,9 +33,8 @@ def create_studies(
     definitions: list[StudyDefinition],
     options: LaunchOptions,
     storage: optuna.storages.RDBStorage,
-    dataset: Dataset,
+    fingerprint: str,
 ) -> list[tuple[optuna.Study, studies.StudyConfig]]:
-    fingerprint = dataset.fingerprint()
     created = []
     for definition in definitions:
         config = studies.StudyConfig(
@@ -58,9 +57,11 @@ def launch(definitions: list[StudyDefinition], options: LaunchOptions, console: 
     if options.workers < 0:
         raise TunerError(f"--workers must be 0 or more, got {options.workers}")
     url = options.worker.storage_url
+    # Data first: a mistyped dataset path should not leave an empty database behind.
+    data = DataCache()
+    dataset, fingerprint = data.load(options.dataset)
     storage = open_storage(url, heartbeat_interval=options.worker.heartbeat_interval)
-    dataset = load_dataset(options.dataset)
-    created = create_studies(definitions, options, storage, dataset)
+    created = create_studies(definitions, options, storage, fingerprint)
     names = [config.study_name for _, config in created]
     console.print(
         f"storage {mask_password(url)}; dataset {options.dataset.source} "
@@ -87,4 +88,4 @@ def launch(definitions: list[StudyDefinition], options: LaunchOptions, console: 
     if options.report_dir is not None:
         from tuner.report import build_report
 
-        build_report(names, url, options.report_dir, refit=False, console=console)
+        build_report(names, url, options.report_dir, refit=False, console=console, data=data)

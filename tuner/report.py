@@ -23,6 +23,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from rich.console import Console
 
 from tuner import plots
+from tuner.data import DataCache
 from tuner.errors import TunerError
 from tuner.final_fit import FinalFit, run_final_fit, stored_final_fit
 from tuner.grid import GridState
@@ -94,17 +95,21 @@ def _is_complete(study: optuna.Study, config: StudyConfig) -> bool:
 
 
 def _final_fit(
-    study: optuna.Study, config: StudyConfig, artifacts: Path, refit: bool, console: Console
+    study: optuna.Study,
+    config: StudyConfig,
+    artifacts: Path,
+    refit: bool,
+    data: DataCache,
+    console: Console,
 ) -> tuple[FinalFit, bool]:
     stored = stored_final_fit(study)
     if stored and not refit and stored.trial_number == study.best_trial.number:
         return stored, False
-    from tuner.join import DataCache
     from tuner.runtime import configure_tensorflow, import_tensorflow_quietly
 
     import_tensorflow_quietly()
     configure_tensorflow()
-    dataset = DataCache().verified(config)
+    dataset = data.verified(config.dataset, config.data_fingerprint, config.study_name)
     console.print(
         f"{config.study_name}: final fit of trial {study.best_trial.number} on "
         f"{len(dataset.y_train)} training images, {config.epochs} epochs ...",
@@ -277,7 +282,12 @@ def _html(reports: list[VariantReport], rows: list[dict[str, Any]], out: Path) -
 
 
 def build_report(
-    names: list[str], storage_url: str, out: Path, refit: bool, console: Console
+    names: list[str],
+    storage_url: str,
+    out: Path,
+    refit: bool,
+    console: Console,
+    data: DataCache | None = None,
 ) -> Path | None:
     """Write the report for the chosen (or all complete) studies; returns report.html."""
     storage = open_storage(storage_url, must_exist=True)
@@ -286,6 +296,7 @@ def build_report(
         console.print("no study has a complete grid yet; nothing to report")
         return None
     artifacts = artifact_dir(storage_url)
+    data = data or DataCache()
     out.mkdir(parents=True, exist_ok=True)
     reports = []
     for name in chosen:
@@ -294,7 +305,7 @@ def build_report(
             raise TunerError(
                 f"study '{name}' is not complete yet; finish it with `tuner worker` first"
             )
-        fit, fresh = _final_fit(study, config, artifacts, refit, console)
+        fit, fresh = _final_fit(study, config, artifacts, refit, data, console)
         # The fit's own copy of the model goes with the report, too.
         if Path(fit.model_path).is_file():
             (out / name).mkdir(parents=True, exist_ok=True)

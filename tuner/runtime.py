@@ -42,11 +42,19 @@ def import_tensorflow_quietly() -> None:
             import tensorflow  # noqa: F401
 
 
+_configured_device: str | None = None
+
+
 def configure_tensorflow(threads: int | None = None, gpu: int | None = None) -> str:
     """Pin this process to one GPU (with memory growth, so workers can share it) or the CPU.
 
     Returns the logical device name training will use, e.g. ``GPU:0`` or ``CPU:0``.
+    Applied once per process: TensorFlow refuses these settings after its first op, so a
+    later call (the report after a launch) gets the device chosen the first time.
     """
+    global _configured_device
+    if _configured_device is not None:
+        return _configured_device
     import tensorflow as tf
 
     # Each grid point has its own model and so its own traced graph; TensorFlow's
@@ -70,7 +78,6 @@ def configure_tensorflow(threads: int | None = None, gpu: int | None = None) -> 
     for device in gpus:
         # Without growth, the first worker would reserve the whole card for itself.
         tf.config.experimental.set_memory_growth(device, True)
-    device = "GPU:0" if gpus else "CPU:0"
-    name = gpus[0].name if gpus else "CPU"
-    log.info("training on %s (%s)", device, name)
-    return device
+    _configured_device = "GPU:0" if gpus else "CPU:0"
+    log.info("training on %s (%s)", _configured_device, gpus[0].name if gpus else "CPU")
+    return _configured_device
