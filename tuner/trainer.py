@@ -65,20 +65,19 @@ class FastTrainer:
             self.model.optimizer.apply(gradients, self.variables)
             return
         beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7  # Keras' Adam defaults
-        self.step.assign_add(1.0)
-        lr = tf.constant(self.protocol.learning_rate, tf.float32)
+        step = self.step.assign_add(1.0)
+        # Once per step, shared by every variable's fused update.
+        constants = {
+            "beta1_power": tf.pow(beta_1, step),
+            "beta2_power": tf.pow(beta_2, step),
+            "lr": tf.constant(self.protocol.learning_rate, tf.float32),
+            "beta1": tf.constant(beta_1),
+            "beta2": tf.constant(beta_2),
+            "epsilon": tf.constant(epsilon),
+        }
         for variable, (m, v), gradient in zip(self.variables, self.slots, gradients, strict=True):
             tf.raw_ops.ResourceApplyAdam(
-                var=variable.value.handle if hasattr(variable, "value") else variable.handle,
-                m=m.handle,
-                v=v.handle,
-                beta1_power=tf.pow(beta_1, self.step),
-                beta2_power=tf.pow(beta_2, self.step),
-                lr=lr,
-                beta1=tf.constant(beta_1),
-                beta2=tf.constant(beta_2),
-                epsilon=tf.constant(epsilon),
-                grad=gradient,
+                var=variable.value.handle, m=m.handle, v=v.handle, grad=gradient, **constants
             )
 
     def _epoch_graph(self, x: tf.Tensor, y: tf.Tensor, order: tf.Tensor) -> tuple[tf.Tensor, ...]:
