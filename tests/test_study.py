@@ -8,7 +8,7 @@ from tuner.data import DatasetSpec
 from tuner.definitions import load_definitions
 from tuner.errors import TunerError
 from tuner.storage import open_storage
-from tuner.study import StudyConfig, create_or_resume, load
+from tuner.study import ScheduledGridSampler, StudyConfig, create_or_resume, load
 
 
 @pytest.fixture
@@ -30,6 +30,7 @@ def test_study_records_its_config_and_resumes(tmp_path: Path, config: StudyConfi
     assert StudyConfig.from_study(study) == config
     again, stored = load(storage, "tiny")
     assert stored == config and again._study_id == study._study_id
+    assert isinstance(again.sampler, ScheduledGridSampler)  # grid points come from the worker
     create_or_resume(storage, config)
     assert len(optuna.get_all_study_summaries(storage)) == 1
 

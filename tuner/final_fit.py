@@ -42,7 +42,6 @@ class FinalFit:
     # Per layer, evenly spaced quantiles of its trained kernel weights: enough to draw
     # the distribution faithfully on any machine, small enough to live in the database.
     weight_quantiles: dict[str, list[float]]
-    data_fingerprint: str
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,7 +119,6 @@ def run_final_fit(
         seconds=time.perf_counter() - started,
         model_path=str(model_path),
         weight_quantiles=weight_quantiles(model),
-        data_fingerprint=config.data_fingerprint,
     )
     study.set_user_attr(FINAL_FIT_ATTR, fit.to_dict())
     return fit

@@ -109,17 +109,16 @@ def create_or_resume(storage: optuna.storages.BaseStorage, config: StudyConfig) 
 def load(storage: optuna.storages.BaseStorage, study_name: str) -> tuple[optuna.Study, StudyConfig]:
     """An existing study and its recorded config, for workers that join it."""
     try:
-        summary = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
         raise TunerError(
             f"no study named '{study_name}' in this storage (studies there: {names}); "
             "create it with `tuner launch`"
         ) from None
-    config = StudyConfig.from_study(summary)
-    study = optuna.load_study(
-        study_name=study_name, storage=storage, sampler=grid_sampler(config.definition)
-    )
+    config = StudyConfig.from_study(study)
+    # The sampler lives in the process, not the storage; the grid comes from the record.
+    study.sampler = grid_sampler(config.definition)
     return study, config
 
 

@@ -74,7 +74,6 @@ class WorkerReport:
     """What one worker did, and where the grid stood when it stopped."""
 
     evaluated: int = 0
-    failed: int = 0
     state: GridState | None = None
 
 
@@ -164,8 +163,6 @@ class GridWorker:
                     continue
                 if self._work(claim):
                     report.evaluated += 1
-                else:
-                    report.failed += 1
 
     def grid_state(self) -> GridState:
         trials = self.study.get_trials(deepcopy=False)
