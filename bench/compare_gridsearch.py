@@ -38,7 +38,7 @@ import optuna  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tuner.data import N_CLASSES, N_PIXELS, DatasetSpec, load_dataset  # noqa: E402
-from tuner.definitions import StudyDefinition, load_definitions  # noqa: E402
+from tuner.definitions import TRAINERS, StudyDefinition, load_definitions  # noqa: E402
 from tuner.folds import stratified_folds  # noqa: E402
 from tuner.model import build_model  # noqa: E402
 from tuner.storage import open_storage  # noqa: E402
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=6000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--full", action="store_true", help="all images, 20 epochs")
-    parser.add_argument("--trainer", default="packed", choices=["fast", "packed", "keras"])
+    parser.add_argument("--trainer", default=TRAINERS[0], choices=TRAINERS)
     parser.add_argument("--results", type=Path, help="append a Markdown section here")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

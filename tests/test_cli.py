@@ -211,3 +211,10 @@ def test_variants_lists_every_variant(tmp_path: Path, studies_dir: Path) -> None
     assert "tiny" in custom.stdout and "5layer" not in custom.stdout
     from_env = run_tuner("variants", cwd=elsewhere, env={"TUNER_STUDIES": str(studies_dir)})
     assert "tiny" in from_env.stdout and "5layer" not in from_env.stdout
+
+
+def test_unknown_trainer_lists_the_known_ones(tmp_path: Path) -> None:
+    result = run_tuner("worker", "--trainer", "bogus", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "unknown --trainer 'bogus'; choose one of packed, fast, keras" in result.stderr
+    assert "Traceback" not in result.stderr

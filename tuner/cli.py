@@ -9,7 +9,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 # TensorFlow's C++ start-up chatter would bury the progress display.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,8 +18,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tuner.definitions import load_definitions, select
+from tuner.definitions import TRAINERS, load_definitions, select
 from tuner.errors import TunerError, WorkerInterrupted
+
+if TYPE_CHECKING:
+    from tuner.join import WorkerOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,10 +83,30 @@ def _quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def _trainer(name: str) -> str:
-    if name not in ("fast", "packed", "keras"):
-        raise TunerError(f"unknown --trainer '{name}'; choose fast, packed or keras")
-    return name
+def _worker_options(
+    storage: str | None,
+    heartbeat_interval: int,
+    max_attempts: int,
+    threads: int | None,
+    gpu: int | None,
+    trainer: str,
+    live: bool = True,
+) -> WorkerOptions:
+    # Imported here, not at the top: tuner.join pulls in TensorFlow.
+    from tuner.join import WorkerOptions
+    from tuner.storage import resolve_url
+
+    if trainer not in TRAINERS:
+        raise TunerError(f"unknown --trainer '{trainer}'; choose one of {', '.join(TRAINERS)}")
+    return WorkerOptions(
+        storage_url=resolve_url(storage),
+        heartbeat_interval=heartbeat_interval,
+        max_attempts=max_attempts,
+        threads=threads,
+        gpu=gpu,
+        live_progress=live,
+        trainer=trainer,
+    )
 
 
 @app.command()
@@ -183,7 +206,7 @@ def launch(
         bool, typer.Option(help="End with `tuner report` for the variants launched.")
     ] = True,
     out: OutOption = Path("reports"),
-    trainer: TrainerOption = "packed",
+    trainer: TrainerOption = TRAINERS[0],
     verbose: VerboseOption = False,
 ) -> None:
     """Create or resume each variant's study and evaluate its whole grid.
@@ -194,23 +217,14 @@ def launch(
 
     import_tensorflow_quietly()
     from tuner.data import DatasetSpec
-    from tuner.join import WorkerOptions
     from tuner.launch import LaunchOptions
     from tuner.launch import launch as run_launch
-    from tuner.storage import resolve_url
 
     _quiet_libraries(verbose)
     chosen = select(load_definitions(studies), variant)
     options = LaunchOptions(
         dataset=DatasetSpec.parse(dataset, subset),
-        worker=WorkerOptions(
-            storage_url=resolve_url(storage),
-            heartbeat_interval=heartbeat_interval,
-            max_attempts=max_attempts,
-            threads=threads,
-            gpu=gpu,
-            trainer=_trainer(trainer),
-        ),
+        worker=_worker_options(storage, heartbeat_interval, max_attempts, threads, gpu, trainer),
         epochs=epochs,
         study_name=study_name,
         workers=workers,
@@ -237,7 +251,7 @@ def worker(
     live: Annotated[
         bool, typer.Option(help="Live progress bars when on a terminal.", hidden=True)
     ] = True,
-    trainer: TrainerOption = "packed",
+    trainer: TrainerOption = TRAINERS[0],
     verbose: VerboseOption = False,
 ) -> None:
     """Join existing studies and evaluate grid points until none is left, then exit 0.
@@ -248,18 +262,11 @@ def worker(
     from tuner.runtime import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from tuner.join import WorkerOptions, join
-    from tuner.storage import resolve_url
+    from tuner.join import join
 
     _quiet_libraries(verbose)
-    options = WorkerOptions(
-        storage_url=resolve_url(storage),
-        heartbeat_interval=heartbeat_interval,
-        max_attempts=max_attempts,
-        threads=threads,
-        gpu=gpu,
-        live_progress=live,
-        trainer=_trainer(trainer),
+    options = _worker_options(
+        storage, heartbeat_interval, max_attempts, threads, gpu, trainer, live=live
     )
     join([*(variant or []), *(study_name or [])], options, console)
 

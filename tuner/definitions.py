@@ -25,6 +25,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw", "nadam")
+# How a worker trains (tuner.objective.FoldTrainer); the first is the default.
+TRAINERS = ("packed", "fast", "keras")
 LAYER_KEY = re.compile(r"^l([1-9][0-9]*)$")
 BUILTIN_STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 

@@ -20,7 +20,7 @@ import numpy as np
 import optuna
 
 from tuner.data import Dataset
-from tuner.definitions import StudyDefinition
+from tuner.definitions import TRAINERS, StudyDefinition
 from tuner.model import build_model
 from tuner.storage import with_retries
 from tuner.trainer import FastTrainer
@@ -61,9 +61,6 @@ class _EpochRelay(keras.callbacks.Callback):
 def fold_seed(base_seed: int, units: tuple[int, ...], fold: int) -> int:
     """A reproducible initialisation seed per (grid point, fold), independent of run order."""
     return zlib.crc32(f"{base_seed}:{units}:{fold}".encode())
-
-
-TRAINERS = ("fast", "packed", "keras")
 
 
 class FoldTrainer:
