@@ -14,10 +14,12 @@ from optuna.trial import TrialState
 
 from tests.conftest import run_tuner
 from tuner.grid import GRID_ID, INTERRUPTED
+from tuner.storage import open_storage
 
 
 def trials_of(db: Path, study: str = "tiny") -> list[optuna.trial.FrozenTrial]:
-    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    # tuner's own opener: it waits while a starting launch creates the tables.
+    storage = open_storage(f"sqlite:///{db}")
     return optuna.load_study(study_name=study, storage=storage).get_trials()
 
 

@@ -106,3 +106,23 @@ def test_postgres_without_room_for_a_worker_is_refused_with_numbers(postgres_ser
 def test_postgres_storage_opens_with_room(postgres_url: str) -> None:
     storage = open_storage(postgres_url)
     assert storage.get_heartbeat_interval() == 10
+
+
+def test_many_processes_opening_a_new_sqlite_file_at_once(tmp_path: Path) -> None:
+    """Optuna creates its tables on first open; without a lock, racing creators collide."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = (
+        "import sys\nfrom tuner.storage import open_storage\n"
+        "from tuner.errors import TunerError\n"
+        f"try:\n    open_storage({url!r})\nexcept TunerError as exc:\n"
+        "    print(exc); sys.exit(1)\n"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    outcomes = [(p.wait(timeout=120), p.stdout.read()) for p in processes]
+    assert all(code == 0 for code, _ in outcomes), outcomes

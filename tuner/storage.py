@@ -34,6 +34,7 @@ T = TypeVar("T")
 DEFAULT_STORAGE = "sqlite:///tuner.db"
 DEFAULT_HEARTBEAT_SECONDS = 10
 SQLITE_BUSY_TIMEOUT_SECONDS = 120
+SCHEMA_LOCK = "tuner:schema"
 _process_locks: dict[str, threading.Lock] = {}
 
 
@@ -113,18 +114,24 @@ def open_storage(
                     "check the path, or create the study first with `tuner launch`"
                 )
             path.parent.mkdir(parents=True, exist_ok=True)
-            _enable_wal(path)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
     elif backend == "postgresql":
         engine_kwargs.update(pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
         _check_connection_room(url, parsed, needed=pool_size + 1)
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period or 3 * heartbeat_interval,
-        )
+        # Optuna creates its tables when it finds none, and two processes doing so at
+        # once on a new database collide ("table ... already exists"): serialise it.
+        with claim_lock(url, SCHEMA_LOCK):
+            if path is not None:
+                _enable_wal(path)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period or 3 * heartbeat_interval,
+            )
+    except TunerError:
+        raise
     except Exception as exc:
         raise TunerError(
             f"cannot open storage {mask_password(url)}: {_reason(exc, parsed)}"
