@@ -14,7 +14,6 @@ from rich.console import Console
 
 from tuner import study as studies
 from tuner.data import DataCache, Dataset
-from tuner.errors import TunerError
 from tuner.progress import ProgressDisplay
 from tuner.runtime import configure_tensorflow
 from tuner.storage import mask_password, open_storage
@@ -30,21 +29,6 @@ class WorkerOptions:
     gpu: int | None = None
     live_progress: bool = True
     trainer: str = "packed"
-
-
-def resolve_study_names(storage: optuna.storages.BaseStorage, names: list[str]) -> list[str]:
-    known = studies.tuner_study_names(storage)
-    if not names or "all" in names:
-        if not known:
-            raise TunerError("this storage holds no tuner studies yet; create them with launch")
-        return known
-    for name in names:
-        if name not in known:
-            raise TunerError(
-                f"no study named '{name}' in this storage; studies there: "
-                f"{', '.join(known) or 'none'} (create it with `tuner launch --workers 0`)"
-            )
-    return names
 
 
 def work_study(
@@ -88,7 +72,7 @@ def join(names: list[str], options: WorkerOptions, console: Console) -> None:
     storage = open_storage(
         options.storage_url, heartbeat_interval=options.heartbeat_interval, must_exist=True
     )
-    chosen = resolve_study_names(storage, names)
+    chosen = studies.resolve_study_names(storage, names)
     loaded = [studies.load(storage, name) for name in chosen]
     data = DataCache()
     # Check every study's data before claiming anything, so a bad mount fails fast.

@@ -29,7 +29,7 @@ from tuner.final_fit import FinalFit, run_final_fit, stored_final_fit
 from tuner.grid import GridState
 from tuner.objective import completed_folds
 from tuner.storage import artifact_dir, open_storage
-from tuner.study import ATTR_PREFIX, StudyConfig, load, tuner_study_names
+from tuner.study import ATTR_PREFIX, StudyConfig, load, resolve_study_names
 from tuner.summary import RankedPoint, ranked_points
 from tuner.verdict import Verdict, judge
 
@@ -75,18 +75,21 @@ class VariantReport:
         }
 
 
-def complete_study_names(storage: optuna.storages.BaseStorage, names: list[str]) -> list[str]:
+def complete_studies(
+    storage: optuna.storages.BaseStorage, names: list[str]
+) -> list[tuple[optuna.Study, StudyConfig]]:
     """Named studies (each must be complete), or every tuner study whose grid is complete."""
-    known = tuner_study_names(storage)
-    if names and "all" not in names:
-        for name in names:
-            if name not in known:
-                raise TunerError(
-                    f"no study named '{name}' in this storage; studies there: "
-                    f"{', '.join(known) or 'none'}"
-                )
-        return names
-    return [name for name in known if _is_complete(*load(storage, name))]
+    explicit = bool(names) and "all" not in names
+    chosen = []
+    for name in resolve_study_names(storage, names):
+        study, config = load(storage, name)
+        if _is_complete(study, config):
+            chosen.append((study, config))
+        elif explicit:
+            raise TunerError(
+                f"study '{name}' is not complete yet; finish it with `tuner worker` first"
+            )
+    return chosen
 
 
 def _is_complete(study: optuna.Study, config: StudyConfig) -> bool:
@@ -291,7 +294,7 @@ def build_report(
 ) -> Path | None:
     """Write the report for the chosen (or all complete) studies; returns report.html."""
     storage = open_storage(storage_url, must_exist=True)
-    chosen = complete_study_names(storage, names)
+    chosen = complete_studies(storage, names)
     if not chosen:
         console.print("no study has a complete grid yet; nothing to report")
         return None
@@ -299,12 +302,8 @@ def build_report(
     data = data or DataCache()
     out.mkdir(parents=True, exist_ok=True)
     reports = []
-    for name in chosen:
-        study, config = load(storage, name)
-        if not _is_complete(study, config):
-            raise TunerError(
-                f"study '{name}' is not complete yet; finish it with `tuner worker` first"
-            )
+    for study, config in chosen:
+        name = config.study_name
         fit, fresh = _final_fit(study, config, artifacts, refit, data, console)
         # The fit's own copy of the model goes with the report, too.
         if Path(fit.model_path).is_file():

@@ -149,3 +149,19 @@ def tuner_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
         for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
         if ATTR_PREFIX + "definition" in summary.user_attrs
     ]
+
+
+def resolve_study_names(storage: optuna.storages.BaseStorage, names: list[str]) -> list[str]:
+    """The named tuner studies, or all of them when no name (or 'all') is given."""
+    known = tuner_study_names(storage)
+    if not names or "all" in names:
+        if not known:
+            raise TunerError("this storage holds no tuner studies yet; create them with launch")
+        return known
+    for name in names:
+        if name not in known:
+            raise TunerError(
+                f"no study named '{name}' in this storage; studies there: "
+                f"{', '.join(known) or 'none'} (create it with `tuner launch --workers 0`)"
+            )
+    return names
