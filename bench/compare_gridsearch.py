@@ -30,21 +30,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from tuner.runtime import import_tensorflow_quietly
+from tuner.training import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
 import optuna  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tuner.data import N_CLASSES, N_PIXELS, DatasetSpec, load_dataset  # noqa: E402
-from tuner.definitions import TRAINERS, StudyDefinition, load_definitions  # noqa: E402
-from tuner.folds import stratified_folds  # noqa: E402
-from tuner.model import build_model  # noqa: E402
-from tuner.storage import open_storage  # noqa: E402
-from tuner.study import StudyConfig, create_or_resume  # noqa: E402
-from tuner.trainer import FastTrainer  # noqa: E402
-from tuner.worker import GridWorker  # noqa: E402
+from tuner.data import (  # noqa: E402
+    N_CLASSES,
+    N_PIXELS,
+    DatasetSpec,
+    load_dataset,
+    stratified_folds,
+)
+from tuner.scheduling import GridScheduler, TrialRunner  # noqa: E402
+from tuner.storages import open_storage  # noqa: E402
+from tuner.study import (  # noqa: E402
+    TRAINERS,
+    StudyConfig,
+    StudyDefinition,
+    create_or_resume,
+    load_definitions,
+)
+from tuner.training import CrossValidation, FastTrainer, build_model  # noqa: E402
 
 
 def matmul_flops(units: tuple[int, ...]) -> int:
@@ -82,7 +91,17 @@ def run_tuner(definition: StudyDefinition, spec: DatasetSpec, epochs: int, train
         config = StudyConfig(definition.name, definition, spec, dataset.fingerprint(), epochs)
         study = create_or_resume(storage, config)
         start = time.perf_counter()
-        GridWorker(storage, url, study, config, dataset, trainer=trainer).run()
+        folds = stratified_folds(dataset.y_train, definition.protocol.folds, config.fold_seed)
+        evaluate = CrossValidation(
+            definition,
+            dataset,
+            folds,
+            epochs=epochs,
+            base_seed=config.fold_seed,
+            device="CPU:0",
+            trainer=trainer,
+        )
+        TrialRunner(GridScheduler(storage, url, study, definition), evaluate).run()
         wall = time.perf_counter() - start
         trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     scores = {definition.units_of(t.params): t.value for t in trials}
@@ -220,10 +239,12 @@ def main() -> None:
             f"({epoch_gflops / peak:.0%} of peak).\n",
             "| units | tuner | GridSearchCV | difference |",
             "|---|---|---|---|",
-            *[f"| {'-'.join(map(str, u))} | {a:.4f} | {b:.4f} | {a - b:+.4f} |"
-              for u, a, b in rows],
+            *[
+                f"| {'-'.join(map(str, u))} | {a:.4f} | {b:.4f} | {a - b:+.4f} |"
+                for u, a, b in rows
+            ],
             f"\nPer-point difference: mean {diffs.mean():+.4f}, std {diffs.std():.4f}.\n",
-        ]  # fmt: skip
+        ]
         with open(args.results, "a") as handle:
             handle.write("\n".join(lines))
 

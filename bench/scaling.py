@@ -22,10 +22,24 @@ from pathlib import Path
 def run(workers: int, args: argparse.Namespace) -> float:
     with tempfile.TemporaryDirectory() as folder:
         command = [
-            sys.executable, "-m", "tuner", "launch", "--variant", args.variant,
-            "--dataset", args.dataset, "--subset", str(args.subset), "--epochs", str(args.epochs),
-            "--workers", str(workers), "--no-report", "--storage", f"sqlite:///{folder}/s.db",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "tuner",
+            "launch",
+            "--variant",
+            args.variant,
+            "--dataset",
+            args.dataset,
+            "--subset",
+            str(args.subset),
+            "--epochs",
+            str(args.epochs),
+            "--workers",
+            str(workers),
+            "--no-report",
+            "--storage",
+            f"sqlite:///{folder}/s.db",
+        ]
         start = time.perf_counter()
         subprocess.run(command, check=True, cwd=folder, capture_output=True)
         return time.perf_counter() - start
@@ -40,7 +54,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--results", type=Path)
     args = parser.parse_args()
-    from tuner.definitions import load_definitions
+    from tuner.study import load_definitions
 
     points = load_definitions()[args.variant].grid_size
     rows = []

@@ -1,45 +1,15 @@
-"""Shared fixtures: small learnable synthetic data, a tiny study folder, and a CLI runner."""
+"""Shared fixtures: small learnable synthetic data, a tiny study folder, real servers."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-TINY_STUDY = """
-description = "tiny test variant"
-
-[model]
-batch_norm = true
-dropout = 0.2
-
-[grid]
-l1 = [8, 16, 32]
-l2 = [8]
-
-[protocol]
-epochs = 2
-batch_size = 32
-folds = 3
-"""
-
-
-def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-shaped uint8 images whose class is written as a bright band: easy to learn."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n).astype(np.uint8)
-    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
-    for label in range(10):
-        images[labels == label, 2 * label : 2 * label + 3, :] = 250
-    return images, labels
+from tests.helpers import TINY_STUDY, start_tuner, synthetic_images
 
 
 @pytest.fixture
@@ -59,22 +29,6 @@ def studies_dir(tmp_path: Path) -> Path:
     return folder
 
 
-def run_tuner(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Run the real `tuner` command in a subprocess, as a user would."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("TUNER_")}
-    environment = {**inherited, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "tuner", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.fixture(scope="session")
 def postgres_server():
     from tests import postgres
@@ -90,32 +44,23 @@ def postgres_url(postgres_server) -> str:
     return postgres_server.new_database()
 
 
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url) as reply:
-        return reply.read().decode()
+@pytest.fixture
+def tuner_processes() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start real `tuner` processes in the background; any still running at the end is killed.
 
+    Call it like :func:`tests.helpers.start_tuner`: ``tuner_processes(*args, cwd=..., env=...)``.
+    """
+    started: list[subprocess.Popen[str]] = []
 
-@contextmanager
-def serving_dashboard(
-    argv: list[str], cwd: Path, env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """Run `tuner dashboard ...` until it answers; yields its base URL, then stops it."""
-    port = argv[argv.index("--port") + 1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tuner", *argv], cwd=cwd, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        process = start_tuner(*args, cwd=cwd, env=env)
+        started.append(process)
+        return process
+
     try:
-        for _ in range(120):
-            try:
-                fetch(f"{base}/api/studies")
-                break
-            except OSError:
-                if server.poll() is not None:
-                    raise AssertionError(f"dashboard exited: {server.communicate()}") from None
-                time.sleep(0.5)
-        yield base
+        yield start
     finally:
-        server.terminate()
-        server.communicate(timeout=30)
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -12,18 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.helpers import free_port
+
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "tuner-test-pw"
 
 
 def available() -> bool:
     return (PG_BIN / "initdb").exists() and (PG_BIN / "pg_ctl").exists()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class PostgresServer:
@@ -37,20 +32,52 @@ class PostgresServer:
 
         data = str(self.base / "data")
         pg_ctl = str(PG_BIN / "pg_ctl")
-        subprocess.run([*self.as_postgres, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*self.as_postgres, pg_ctl, "-D", data, "-m", "fast", "-w", "stop"],
+            check=True,
+            capture_output=True,
+        )
         time.sleep(down_seconds)
-        subprocess.run([*self.as_postgres, pg_ctl, "-D", data, "-o", self.options,
-                        "-l", str(self.base / "server.log"), "-w", "start"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                *self.as_postgres,
+                pg_ctl,
+                "-D",
+                data,
+                "-o",
+                self.options,
+                "-l",
+                str(self.base / "server.log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     def psql(self, sql: str) -> None:
         subprocess.run(
-            [*self.as_postgres, _psql_path(), "-h", str(self.base),
-             "-p", str(self.port), "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
-             "-q", "-c", sql],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                *self.as_postgres,
+                _psql_path(),
+                "-h",
+                str(self.base),
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                sql,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
     def new_database(self) -> str:
         """A fresh database owned by a password-protected role; returns its URL."""
@@ -71,17 +98,37 @@ def running_server() -> Iterator[PostgresServer]:
     base = Path(tempfile.mkdtemp(prefix="tuner-pg-"))
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
-    data, port = base / "data", _free_port()
+    data, port = base / "data", free_port()
     run = {"check": True, "capture_output": True, "text": True}
     subprocess.run(
-        [*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
-         "--auth-local=trust", "--auth-host=scram-sha-256"], **run,
-    )  # fmt: skip
+        [
+            *as_postgres,
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+        ],
+        **run,
+    )
     options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
     subprocess.run(
-        [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options,
-         "-l", str(base / "server.log"), "-w", "start"], **run,
-    )  # fmt: skip
+        [
+            *as_postgres,
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(base / "server.log"),
+            "-w",
+            "start",
+        ],
+        **run,
+    )
     server = PostgresServer(base, port, as_postgres)
     try:
         server.psql(f"CREATE ROLE tuner LOGIN PASSWORD '{PASSWORD}'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Callable
@@ -18,11 +19,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tuner.definitions import TRAINERS, load_definitions, select
 from tuner.errors import TunerError, WorkerInterrupted
+from tuner.study import TRAINERS, load_definitions, select
 
 if TYPE_CHECKING:
-    from tuner.join import WorkerOptions
+    from tuner.commands import WorkerOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -92,9 +93,8 @@ def _worker_options(
     trainer: str,
     live: bool = True,
 ) -> WorkerOptions:
-    # Imported here, not at the top: tuner.join pulls in TensorFlow.
-    from tuner.join import WorkerOptions
-    from tuner.storage import resolve_url
+    from tuner.commands import WorkerOptions
+    from tuner.storages import resolve_url
 
     if trainer not in TRAINERS:
         raise TunerError(f"unknown --trainer '{trainer}'; choose one of {', '.join(TRAINERS)}")
@@ -213,12 +213,12 @@ def launch(
 
     Example: tuner launch --variant 2layer --dataset fashion-mnist --epochs 2 --subset 3000
     """
-    from tuner.runtime import import_tensorflow_quietly
+    from tuner.training import import_tensorflow_quietly
 
     import_tensorflow_quietly()
+    from tuner.commands import LaunchOptions
+    from tuner.commands import launch as run_launch
     from tuner.data import DatasetSpec
-    from tuner.launch import LaunchOptions
-    from tuner.launch import launch as run_launch
 
     _quiet_libraries(verbose)
     chosen = select(load_definitions(studies), variant)
@@ -259,24 +259,24 @@ def worker(
     Everything but the storage comes from the study itself. Default: every tuner study.
     Example: TUNER_STORAGE=postgresql+psycopg://tuner:PW@db/tuner tuner worker --variant all
     """
-    from tuner.runtime import import_tensorflow_quietly
+    from tuner.training import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from tuner.join import join
+    from tuner.commands import run_worker
 
     _quiet_libraries(verbose)
     options = _worker_options(
         storage, heartbeat_interval, max_attempts, threads, gpu, trainer, live=live
     )
-    join([*(variant or []), *(study_name or [])], options, console)
+    run_worker([*(variant or []), *(study_name or [])], options, console)
 
 
 @app.command()
 @user_errors
 def status(storage: StorageOption = None) -> None:
     """Show every study: grid size, complete, running (where, since when), failed, best, ETA."""
-    from tuner.status import render_status, study_status
-    from tuner.storage import open_storage, resolve_url
+    from tuner.reporting import render_status, study_status
+    from tuner.storages import open_storage, resolve_url
     from tuner.study import load, tuner_study_names
 
     _quiet_libraries(False)
@@ -302,11 +302,11 @@ def report(
     refit: Annotated[bool, typer.Option(help="Retrain the winners even if already done.")] = False,
 ) -> None:
     """Retrain each winner, test it, and write the comparison: tables, pictures, HTML."""
-    from tuner.runtime import import_tensorflow_quietly
+    from tuner.training import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from tuner.report import build_report
-    from tuner.storage import resolve_url
+    from tuner.reporting import build_report
+    from tuner.storages import resolve_url
 
     _quiet_libraries(False)
     build_report(variant or [], resolve_url(storage), out, refit, console)
@@ -326,8 +326,8 @@ def dashboard(
     ] = None,
 ) -> None:
     """Serve optuna-dashboard on the storage, with tuner's pictures as artifacts."""
-    from tuner.dashboard import serve
-    from tuner.storage import resolve_url
+    from tuner.reporting import serve
+    from tuner.storages import resolve_url
 
     _quiet_libraries(False)
     try:
@@ -337,6 +337,10 @@ def dashboard(
 
 
 def main() -> None:
+    """Entry point of the ``tuner`` command."""
+    # A process started in the background by a non-interactive shell (nohup, CI runners)
+    # inherits SIGINT ignored; tuner's contract is that SIGINT stops it cleanly (exit 130).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app(prog_name="tuner")
 
 

@@ -20,3 +20,10 @@ class WorkerInterrupted(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+
+
+class PermanentTrialError(Exception):
+    """A trial failed in a way re-running the same point would repeat (a diverged loss).
+
+    The scheduler records such a failure as not retryable and gives the point up at once.
+    """

@@ -1,0 +1,144 @@
+"""docker-compose.yml and the Dockerfile: parsed and checked here (no Docker engine on CI),
+and the exact commands the containers run are run as real processes on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from tests.helpers import fetch, free_port, serving_dashboard
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+SUBCOMMANDS = {"launch", "worker", "status", "dashboard", "variants", "report"}
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    pairs = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}; $$ is a literal $."""
+
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3)
+        value = env.get(name, "")
+        if op == ":?" and not value:
+            raise KeyError(f"{name}: {arg}")
+        return value or (arg if op == ":-" else "")
+
+    text = text.replace("$$", "\0")
+    text = re.sub(r"\$\{(\w+)(?:(:-|:\?)([^}]*))?\}", one, text)
+    return text.replace("\0", "$")
+
+
+def test_services_and_their_wiring() -> None:
+    assert set(SERVICES) == {"postgres", "launch", "worker", "dashboard"}
+    postgres = SERVICES["postgres"]
+    assert postgres["image"].startswith("postgres:15")
+    assert any(v.startswith("pgdata:") for v in postgres["volumes"])
+    assert "pgdata" in COMPOSE["volumes"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+
+    worker = SERVICES["worker"]
+    assert worker["build"] == "." and worker["restart"] == "on-failure"
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["launch"]["condition"] == "service_completed_successfully"
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    assert "container_name" not in worker  # would forbid --scale worker=N
+    assert not worker.get("ports")  # scaled workers must not fight over a host port
+
+    assert SERVICES["launch"]["restart"] == "no"
+    assert "--workers" in SERVICES["launch"]["command"]
+    for name in ("launch", "worker", "dashboard"):
+        assert SERVICES[name]["command"][0] in SUBCOMMANDS
+        assert "TUNER_STORAGE" in SERVICES[name]["environment"]
+
+
+def test_dashboard_is_published_on_loopback_only() -> None:
+    ports = SERVICES["dashboard"]["ports"]
+    assert ports and all(str(port).startswith("127.0.0.1:") for port in ports)
+
+
+def test_no_credentials_are_baked_in() -> None:
+    compose_text = (ROOT / "docker-compose.yml").read_text()
+    example = dotenv(ROOT / ".env.example")
+    assert example["POSTGRES_PASSWORD"]
+    assert example["POSTGRES_PASSWORD"] not in compose_text
+    assert "${POSTGRES_PASSWORD:?" in compose_text  # refuses to start without one
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "PASSWORD" not in dockerfile and "postgresql" not in dockerfile
+    assert ".env" in (ROOT / ".gitignore").read_text().split()
+    with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
+        interpolate(SERVICES["worker"]["environment"]["TUNER_STORAGE"], {})
+
+
+def test_dockerfile_installs_gpu_tensorflow_and_runs_tuner() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "'.[postgres,gpu]'" in dockerfile
+    assert 'ENTRYPOINT ["tuner"]' in dockerfile
+    assert "USER tuner" in dockerfile
+    assert "dataset-fashion-mnist" in dockerfile
+    assert "tensorflow[and-cuda]" in (ROOT / "pyproject.toml").read_text()
+
+
+def container_argv(service: str, env: dict[str, str]) -> list[str]:
+    return [interpolate(part, env) for part in SERVICES[service]["command"]]
+
+
+def test_container_commands_run_against_real_postgres(
+    postgres_url: str, studies_dir: Path, synthetic_npz: Path, tmp_path: Path
+) -> None:
+    env = {
+        **dotenv(ROOT / ".env.example"),
+        "TUNER_VARIANTS": "tiny",
+        "TUNER_DATASET": str(synthetic_npz),
+        "TUNER_EPOCHS": "1",
+    }
+    process_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TUNER_")},
+        # What the image sets, with the test server standing in for the postgres service.
+        "TUNER_STORAGE": postgres_url,
+        "TUNER_STUDIES": str(studies_dir),
+        "TUNER_ARTIFACTS": str(tmp_path / "artifacts"),
+    }
+
+    def tuner(argv: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tuner", *argv],
+            env=process_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            **kwargs,
+        )
+
+    launched = tuner(container_argv("launch", env), timeout=300)
+    assert launched.returncode == 0, launched.stderr
+    worked = tuner(container_argv("worker", env), timeout=300)
+    assert worked.returncode == 0, worked.stderr
+    assert "grid done: 3/3 complete" in worked.stdout
+    study = optuna.load_study(study_name="tiny", storage=postgres_url)
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 3
+
+    argv = container_argv("dashboard", env)
+    port = free_port()
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--host") + 1] = "127.0.0.1"  # 0.0.0.0 is only inside the container
+    with serving_dashboard(argv, cwd=tmp_path, env=process_env) as base:
+        assert '"study_name": "tiny"' in fetch(f"{base}/api/studies")

@@ -1,0 +1,258 @@
+"""Many real `tuner worker` processes on one study, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.helpers import run_tuner
+from tuner.scheduling import GridState
+from tuner.study.schema import FAIL_REASON, GRID_ID, INTERRUPTED
+
+Start = Callable[..., subprocess.Popen[str]]
+
+NINE_POINTS = """
+[model]
+batch_norm = true
+dropout = 0.2
+[grid]
+l1 = [8, 16, 32]
+l2 = [4, 8, 16]
+[protocol]
+batch_size = 32
+"""
+
+
+@pytest.fixture
+def nine(tmp_path: Path) -> Path:
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    (folder / "nine.toml").write_text(NINE_POINTS)
+    return folder
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def create_study(url: str, nine: Path, npz: Path, cwd: Path, epochs: int = 1) -> None:
+    result = run_tuner(
+        "launch",
+        "--variant",
+        "nine",
+        "--studies",
+        str(nine),
+        "--dataset",
+        str(npz),
+        "--epochs",
+        str(epochs),
+        "--workers",
+        "0",
+        cwd=cwd,
+        env={"TUNER_STORAGE": url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "tuner worker --study-name nine" in result.stdout
+
+
+def start_worker(start: Start, url: str, cwd: Path, *extra: str) -> subprocess.Popen[str]:
+    argv = ["worker", "--study-name", "nine", "--threads", "1", *extra]
+    return start(*argv, cwd=cwd, env={"TUNER_STORAGE": url})
+
+
+def trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name="nine", storage=url).get_trials()
+
+
+def assert_exactly_once(all_trials: list[optuna.trial.FrozenTrial]) -> None:
+    complete = [t for t in all_trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 9
+    assert len({(t.params["l1"], t.params["l2"]) for t in complete}) == 9
+    assert sorted(t.system_attrs[GRID_ID] for t in complete) == list(range(9))
+
+
+def wait_for_running(url: str, timeout: float = 120) -> optuna.trial.FrozenTrial:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = [t for t in trials(url) if t.state == TrialState.RUNNING and t.params]
+        if running:
+            return running[0]
+        time.sleep(0.3)
+    raise AssertionError("no trial started")
+
+
+def frozen_while_running(
+    worker: subprocess.Popen[str], url: str, timeout: float = 120
+) -> optuna.trial.FrozenTrial:
+    """Stop (SIGSTOP) the worker at a moment it holds a RUNNING trial; that trial.
+
+    A frozen worker cannot finish its trial, so a SIGKILL sent next cannot miss it,
+    however fast trials are on this machine.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        wait_for_running(url, timeout=deadline - time.monotonic())
+        worker.send_signal(signal.SIGSTOP)
+        running = [t for t in trials(url) if t.state == TrialState.RUNNING]
+        if running:
+            return running[0]
+        worker.send_signal(signal.SIGCONT)
+    raise AssertionError("the worker never held a running trial")
+
+
+def test_four_workers_cover_the_grid_exactly_once(
+    storage_url: str, nine: Path, synthetic_npz: Path, tmp_path: Path, tuner_processes: Start
+) -> None:
+    create_study(storage_url, nine, synthetic_npz, tmp_path)
+    workers = [start_worker(tuner_processes, storage_url, tmp_path, "--no-live") for _ in range(4)]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr
+        assert "grid done: 9/9 complete" in stdout
+        assert "password" not in stdout + stderr and "tuner-test-pw" not in stdout + stderr
+    all_trials = trials(storage_url)
+    assert len(all_trials) == 9  # no duplicate, no extra trial after the grid was done
+    assert_exactly_once(all_trials)
+    evaluated = sum(int(out.rsplit("evaluated ", 1)[1].split()[0]) for out, _ in outputs)
+    assert evaluated == 9
+
+
+def test_sigkilled_worker_point_is_rerun_by_another(
+    storage_url: str, nine: Path, synthetic_npz: Path, tmp_path: Path, tuner_processes: Start
+) -> None:
+    create_study(storage_url, nine, synthetic_npz, tmp_path, epochs=6)
+    victim = start_worker(tuner_processes, storage_url, tmp_path, "--heartbeat-interval", "1")
+    doomed = frozen_while_running(victim, storage_url)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    assert trials(storage_url)[doomed.number].state == TrialState.RUNNING  # orphaned
+    survivor = start_worker(tuner_processes, storage_url, tmp_path, "--heartbeat-interval", "1")
+    _, stderr = survivor.communicate(timeout=600)
+    assert survivor.returncode == 0, stderr
+    all_trials = trials(storage_url)
+    assert_exactly_once(all_trials)
+    killed = all_trials[doomed.number]
+    assert killed.state == TrialState.FAIL
+    assert killed.system_attrs[FAIL_REASON] == "stale heartbeat"
+    rerun = [
+        t
+        for t in all_trials
+        if t.state == TrialState.COMPLETE
+        and t.system_attrs[GRID_ID] == killed.system_attrs[GRID_ID]
+    ]
+    assert len(rerun) == 1 and rerun[0].number > killed.number
+
+
+def test_sigterm_gives_the_point_back(
+    postgres_url: str, nine: Path, synthetic_npz: Path, tmp_path: Path, tuner_processes: Start
+) -> None:
+    create_study(postgres_url, nine, synthetic_npz, tmp_path, epochs=150)
+    worker = start_worker(tuner_processes, postgres_url, tmp_path)
+    stopped = wait_for_running(postgres_url)
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 143, stderr
+    assert time.monotonic() - started < 20
+    assert "Traceback" not in stderr
+    trial = trials(postgres_url)[stopped.number]
+    assert trial.state == TrialState.FAIL and trial.system_attrs[INTERRUPTED] is True
+    # The point is free again, and (claims go in grid order) the next claim takes it.
+
+    state = GridState.of(trials(postgres_url), 9)
+    assert not state.running
+    assert state.next_point(max_attempts=3) == trial.system_attrs[GRID_ID]
+
+
+def test_launch_with_local_workers(nine: Path, synthetic_npz: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'local.db'}"
+    result = run_tuner(
+        "launch",
+        "--variant",
+        "nine",
+        "--studies",
+        str(nine),
+        "--dataset",
+        str(synthetic_npz),
+        "--epochs",
+        "1",
+        "--workers",
+        "2",
+        "--storage",
+        url,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "starting 2 local workers" in result.stdout
+    assert "best nine:" in result.stdout
+    assert_exactly_once(trials(url))
+    assert len({t.user_attrs["pid"] for t in trials(url)}) == 2
+
+
+def test_worker_refuses_changed_data(nine: Path, synthetic_npz: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'data.db'}"
+    create_study(url, nine, synthetic_npz, tmp_path)
+    import numpy as np
+
+    with np.load(synthetic_npz) as archive:
+        arrays = dict(archive)
+    arrays["x_train"][0, 0, 0] ^= 1
+    np.savez(synthetic_npz, **arrays)
+    result = run_tuner("worker", "--study-name", "nine", "--storage", url, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "fingerprint mismatch" in result.stderr
+    assert trials(url) == []  # nothing claimed
+
+
+def test_worker_errors_are_clean(tmp_path: Path) -> None:
+    missing = run_tuner("worker", "--storage", f"sqlite:///{tmp_path / 'typo.db'}", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such database file" in missing.stderr
+    assert not (tmp_path / "typo.db").exists()
+    status = run_tuner("status", "--storage", f"sqlite:///{tmp_path / 'typo.db'}", cwd=tmp_path)
+    assert status.returncode == 2 and "Traceback" not in status.stderr
+
+
+def test_status_shows_the_live_picture(
+    nine: Path, synthetic_npz: Path, tmp_path: Path, tuner_processes: Start
+) -> None:
+    url = f"sqlite:///{tmp_path / 'status.db'}"
+    create_study(url, nine, synthetic_npz, tmp_path, epochs=150)
+    worker = start_worker(tuner_processes, url, tmp_path)
+    try:
+        running = wait_for_running(url)
+        result = run_tuner("status", "--storage", url, cwd=tmp_path)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("│ nine"))
+    cells = [cell.strip() for cell in row.strip("│").split("│")]
+    assert cells[:6] == ["nine", "9", "0", "1", "8", "0"]
+    assert f"trial {running.number} [l1=" in result.stdout
+    assert f"/{worker.pid} since" in result.stdout
+
+
+def test_postgres_restart_mid_trial_loses_nothing(
+    postgres_server, nine: Path, synthetic_npz: Path, tmp_path: Path, tuner_processes: Start
+) -> None:
+    url = postgres_server.new_database()
+    create_study(url, nine, synthetic_npz, tmp_path, epochs=8)
+    worker = start_worker(tuner_processes, url, tmp_path, "--heartbeat-interval", "2")
+    wait_for_running(url)
+    postgres_server.restart(down_seconds=3)
+    _, stderr = worker.communicate(timeout=600)
+    assert worker.returncode == 0, stderr
+    assert "retrying" in stderr  # the outage was seen and ridden out
+    all_trials = trials(url)
+    assert_exactly_once(all_trials)
+    assert len(all_trials) == 9  # nothing failed, nothing trained twice

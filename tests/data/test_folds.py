@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from tuner.data import stratified_folds
+
+
+def test_folds_partition_the_data_and_are_stratified() -> None:
+    labels = np.random.default_rng(0).integers(0, 10, 999)
+    folds = stratified_folds(labels, 3, seed=42)
+    validation = np.concatenate([val for _, val in folds])
+    assert sorted(validation.tolist()) == list(range(999))
+    for train, val in folds:
+        assert not set(train.tolist()) & set(val.tolist())
+        assert len(train) + len(val) == 999
+        assert abs(len(val) - 333) <= 1
+        counts = np.bincount(labels[val], minlength=10)
+        expected = np.bincount(labels, minlength=10) / 3
+        assert np.all(np.abs(counts - expected) <= 1)
+
+
+def test_folds_are_deterministic_per_seed() -> None:
+    labels = np.arange(90) % 10
+    first = stratified_folds(labels, 3, seed=7)
+    again = stratified_folds(labels, 3, seed=7)
+    other = stratified_folds(labels, 3, seed=8)
+    for (a, b), (c, d) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(first, other, strict=True))
+
+
+def test_too_few_samples_or_folds() -> None:
+    with pytest.raises(ValueError):
+        stratified_folds(np.arange(2), 3, seed=0)
+    with pytest.raises(ValueError):
+        stratified_folds(np.arange(20), 1, seed=0)

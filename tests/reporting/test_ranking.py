@@ -1,0 +1,57 @@
+import io
+
+import optuna
+from rich.console import Console
+
+from tuner.reporting import ranked_points, render_ranking
+from tuner.study import load_definitions
+from tuner.study._definition import BUILTIN_STUDIES_DIR
+
+DEFINITION = load_definitions(BUILTIN_STUDIES_DIR)["2layer"]
+
+
+def study_with(values: list[tuple[int, int, float, float]]) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    distributions = {
+        name: optuna.distributions.CategoricalDistribution(list(values))
+        for name, values in DEFINITION.grid.items()
+    }
+    for l1, l2, value, std in values:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"l1": l1, "l2": l2},
+                distributions=distributions,
+                value=value,
+                user_attrs={"accuracy_std": std, "wall_seconds": 12.5},
+            )
+        )
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"l1": 256, "l2": 32},
+            distributions=distributions,
+            state=optuna.trial.TrialState.FAIL,
+        )
+    )
+    return study
+
+
+def test_ranking_is_by_value_then_trial_number_and_skips_failures() -> None:
+    study = study_with([(512, 64, 0.97, 0.01), (512, 128, 0.98, 0.02), (328, 32, 0.97, 0.0)])
+    points = ranked_points(study, DEFINITION)
+    assert [(p.rank, p.trial_number, p.units) for p in points] == [
+        (1, 1, (512, 128)),
+        (2, 0, (512, 64)),
+        (3, 2, (328, 32)),
+    ]
+    assert points[0].std_accuracy == 0.02 and points[0].seconds == 12.5
+
+
+def test_rendered_table_names_the_best_point() -> None:
+    study = study_with([(512, 128, 0.9783, 0.0012)])
+    buffer = io.StringIO()
+    render_ranking(
+        Console(file=buffer, width=120), "2layer", DEFINITION, ranked_points(study, DEFINITION)
+    )
+    text = buffer.getvalue()
+    assert "2layer: 1/9 grid points (BatchNorm + Dropout)" in text
+    assert "best 2layer: l1=512 l2=128 CV accuracy 0.9783 ± 0.0012" in text

@@ -1,0 +1,82 @@
+"""The runner with plain-Python evaluate callables: what it tells the scheduler, and when."""
+
+from __future__ import annotations
+
+import pytest
+from optuna.trial import TrialState
+
+from tests.scheduling.conftest import TinyStudy
+from tuner.errors import PermanentTrialError
+from tuner.scheduling import ClaimedTrial, TrialRecorder, TrialRunner
+from tuner.study import schema
+
+
+def test_runner_covers_the_grid_exactly_once(tiny: TinyStudy) -> None:
+    seen: list[int] = []
+
+    def evaluate(claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        seen.append(claim.grid_id)
+        recorder.set_user_attrs(**{schema.UNITS: list(claim.units)})
+        return claim.units[0] / 100
+
+    report = TrialRunner(tiny.scheduler(), evaluate, claim_size=2, poll_seconds=0.1).run()
+    assert report.evaluated == 3 and sorted(seen) == [0, 1, 2]
+    trials = tiny.study.get_trials()
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert {t.value for t in trials} == {0.08, 0.16, 0.32}
+    assert all(t.user_attrs[schema.UNITS] == [t.params["l1"], 8] for t in trials)
+    # A second runner on a finished grid evaluates nothing.
+    assert TrialRunner(tiny.scheduler(), evaluate).run().evaluated == 0
+
+
+def test_a_point_that_raises_fails_alone_and_is_retried(tiny: TinyStudy) -> None:
+    calls: dict[int, int] = {}
+
+    def evaluate(claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        calls[claim.grid_id] = calls.get(claim.grid_id, 0) + 1
+        if claim.grid_id == 1 and calls[1] == 1:
+            raise OSError("disk full")
+        return 0.5
+
+    report = TrialRunner(tiny.scheduler(), evaluate, claim_size=3, poll_seconds=0.1).run()
+    assert report.evaluated == 3 and calls == {0: 1, 1: 2, 2: 1}
+    failed = tiny.study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1
+    assert failed[0].system_attrs[schema.FAIL_REASON] == "OSError: disk full"
+    assert failed[0].system_attrs[schema.RETRYABLE] is True
+
+
+def test_a_permanent_failure_is_not_retried(tiny: TinyStudy) -> None:
+    def evaluate(claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        if claim.grid_id == 0:
+            raise PermanentTrialError("training loss became non-finite on fold 0")
+        return 0.5
+
+    scheduler = tiny.scheduler()
+    report = TrialRunner(scheduler, evaluate, poll_seconds=0.1).run()
+    assert report.evaluated == 2
+    assert report.state is not None and report.state.given_up(3) == [0]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, "SIGTERM"])
+def test_an_interrupt_gives_back_every_held_point(tiny: TinyStudy, interrupt: object) -> None:
+    from tuner.errors import WorkerInterrupted
+
+    raised = KeyboardInterrupt() if interrupt is KeyboardInterrupt else WorkerInterrupted(15)
+
+    def evaluate(claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        if claim.grid_id == 1:
+            raise raised
+        return 0.5
+
+    with pytest.raises(type(raised)):
+        TrialRunner(tiny.scheduler(), evaluate, claim_size=3).run()
+    trials = {t.system_attrs[schema.GRID_ID]: t for t in tiny.study.get_trials()}
+    assert trials[0].state == TrialState.COMPLETE
+    for grid_id in (1, 2):
+        assert trials[grid_id].state == TrialState.FAIL
+        assert trials[grid_id].system_attrs[schema.INTERRUPTED] is True
+    # Given back, not charged: a later runner finishes both.
+    report = TrialRunner(tiny.scheduler(), lambda c, r: 0.5, claim_size=3).run()
+    assert report.evaluated == 2
+    assert report.state is not None and report.state.complete == {0, 1, 2}

@@ -1,0 +1,75 @@
+"""Local worker processes for `tuner launch --workers N`.
+
+Each is a real `tuner worker` process, exactly what users start on other machines; the
+storage URL travels in the environment, never in argv where `ps` would show a password.
+SIGINT and SIGTERM are forwarded from before the first worker starts, so an interrupt
+that arrives while they start up still reaches every one of them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from rich.console import Console
+
+from tuner.commands._options import WorkerOptions
+from tuner.errors import TunerError, WorkerInterrupted
+
+
+def worker_command(study_names: list[str], options: WorkerOptions, threads: int) -> list[str]:
+    """The argv of one local worker (no storage URL: that goes in the environment)."""
+    command = [sys.executable, "-m", "tuner", "worker", "--no-live"]
+    for name in study_names:
+        command += ["--study-name", name]
+    command += ["--heartbeat-interval", str(options.heartbeat_interval)]
+    command += ["--max-attempts", str(options.max_attempts)]
+    command += ["--threads", str(threads), "--trainer", options.trainer]
+    if options.gpu is not None:
+        command += ["--gpu", str(options.gpu)]
+    return command
+
+
+def run_local_workers(
+    study_names: list[str], options: WorkerOptions, count: int, console: Console
+) -> None:
+    """Start `count` workers, pass SIGINT/SIGTERM on to them, and wait for all of them."""
+    threads = options.threads or max(1, (os.cpu_count() or 1) // count)
+    command = worker_command(study_names, options, threads)
+    environment = {**os.environ, "TUNER_STORAGE": options.storage_url}
+    console.print(f"starting {count} local workers, {threads} TensorFlow thread(s) each")
+    workers: list[subprocess.Popen[bytes]] = []
+    received: list[int] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for _ in range(count):
+            if received:
+                break
+            workers.append(subprocess.Popen(command, env=environment))
+        codes = [worker.wait() for worker in workers]
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        # Only reached with live workers when something went wrong here: leave no orphans.
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    if received:
+        raise KeyboardInterrupt if received[0] == signal.SIGINT else WorkerInterrupted(received[0])
+    failed = [code for code in codes if code != 0]
+    if failed:
+        raise TunerError(
+            f"{len(failed)} of {count} workers failed (exit codes {failed}); "
+            "see their messages above, fix the cause and launch again to resume"
+        )

@@ -1,0 +1,55 @@
+"""What a worker and a launch are asked to do: plain, validated option records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuner.data import DatasetSpec
+from tuner.scheduling import DEFAULT_MAX_ATTEMPTS
+from tuner.storages import DEFAULT_HEARTBEAT_SECONDS
+from tuner.study import TRAINERS
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How a worker process trains and talks to the storage.
+
+    Attributes:
+        storage_url: The Optuna storage URL (may hold a password: never print it raw).
+        heartbeat_interval: Seconds between heartbeats; a trial is stale after 3.
+        max_attempts: Failed attempts per grid point before it is given up.
+        threads: TensorFlow threads (None: TensorFlow's default).
+        gpu: GPU index to train on (None: the first visible, else the CPU).
+        live_progress: Live progress bars when output is a terminal.
+        trainer: ``packed``, ``fast`` or ``keras``.
+    """
+
+    storage_url: str
+    heartbeat_interval: int = DEFAULT_HEARTBEAT_SECONDS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    threads: int | None = None
+    gpu: int | None = None
+    live_progress: bool = True
+    trainer: str = TRAINERS[0]
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """What ``tuner launch`` creates and how it has the grids evaluated.
+
+    Attributes:
+        dataset: The data every trial of the studies trains on.
+        worker: How workers train and reach the storage.
+        epochs: Epochs per fold (None: each definition's own).
+        study_name: Study name for a single variant (None: the variant's name).
+        workers: Local worker processes; 0 only creates the studies.
+        report_dir: Where the final report goes (None: no report).
+    """
+
+    dataset: DatasetSpec
+    worker: WorkerOptions
+    epochs: int | None = None
+    study_name: str | None = None
+    workers: int = 1
+    report_dir: Path | None = None

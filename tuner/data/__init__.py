@@ -1,0 +1,33 @@
+"""Data: MNIST-shaped images from any source, fingerprinted, and the folds every trial shares.
+
+Nothing here trains or imports a deep-learning framework at import time (Keras is
+imported only to download MNIST for users who ask for it by name).
+"""
+
+from tuner.data._datasets import (
+    N_CLASSES,
+    N_PIXELS,
+    DataCache,
+    Dataset,
+    DatasetSpec,
+    load_dataset,
+    load_idx_folder,
+    load_npz,
+    read_idx,
+    stratified_sample,
+)
+from tuner.data._folds import stratified_folds
+
+__all__ = [
+    "N_CLASSES",
+    "N_PIXELS",
+    "DataCache",
+    "Dataset",
+    "DatasetSpec",
+    "load_dataset",
+    "load_idx_folder",
+    "load_npz",
+    "read_idx",
+    "stratified_folds",
+    "stratified_sample",
+]

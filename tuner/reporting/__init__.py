@@ -1,0 +1,57 @@
+"""Reporting: what a study found, as tables, pictures, a report and a live status.
+
+The report retrains each winner (through :mod:`tuner.training`, imported only when a
+final fit is actually needed) and writes the comparison; ``status`` and the ranking
+read the storage only. Names are imported on first use, so ``tuner status`` loads
+neither a deep-learning framework nor matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.reporting._dashboard import serve
+    from tuner.reporting._ranking import RankedPoint, ranked_points, render_ranking
+    from tuner.reporting._report import VariantReport, build_report, complete_studies
+    from tuner.reporting._status import RunningTrial, StudyStatus, render_status, study_status
+    from tuner.reporting._verdict import Verdict, judge
+
+_LOCATIONS = {
+    "serve": "_dashboard",
+    "RankedPoint": "_ranking",
+    "ranked_points": "_ranking",
+    "render_ranking": "_ranking",
+    "VariantReport": "_report",
+    "build_report": "_report",
+    "complete_studies": "_report",
+    "RunningTrial": "_status",
+    "StudyStatus": "_status",
+    "render_status": "_status",
+    "study_status": "_status",
+    "Verdict": "_verdict",
+    "judge": "_verdict",
+}
+
+__all__ = [
+    "RankedPoint",
+    "RunningTrial",
+    "StudyStatus",
+    "VariantReport",
+    "Verdict",
+    "build_report",
+    "complete_studies",
+    "judge",
+    "ranked_points",
+    "render_ranking",
+    "render_status",
+    "serve",
+    "study_status",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LOCATIONS[name]}"), name)

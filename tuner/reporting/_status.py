@@ -1,0 +1,141 @@
+"""`tuner status`: the live picture of every study in a storage.
+
+Read-only: it never changes a trial, so it is safe to run beside workers and the
+dashboard at any time.
+"""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.table import Table
+
+from tuner.scheduling import DEFAULT_MAX_ATTEMPTS, GridState
+from tuner.study import StudyConfig, schema
+
+
+@dataclass(frozen=True)
+class RunningTrial:
+    number: int
+    units: str
+    worker: str
+    since: datetime.datetime | None
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    name: str
+    grid_size: int
+    complete: int
+    running: list[RunningTrial]
+    waiting: int  # grid points nobody holds yet (not complete, not running, not given up)
+    failed_attempts: int
+    last_failure: str | None
+    best_value: float | None
+    best_units: str | None
+    mean_trial_seconds: float | None
+
+    @property
+    def remaining(self) -> int:
+        return self.grid_size - self.complete
+
+    def eta_seconds(self) -> float | None:
+        """Remaining points in waves of the live workers, at the mean trial time so far."""
+        if self.remaining == 0:
+            return 0.0
+        if not self.running or self.mean_trial_seconds is None:
+            return None
+        waves = -(-self.remaining // len(self.running))
+        return waves * self.mean_trial_seconds
+
+
+def study_status(study: optuna.Study) -> StudyStatus:
+    config = StudyConfig.from_study(study)
+    definition = config.definition
+    trials = study.get_trials(deepcopy=False)
+    state = GridState.of(trials, definition.grid_size)
+    running = [
+        RunningTrial(
+            number=t.number,
+            units=" ".join(f"{k}={v}" for k, v in t.params.items()),
+            worker=f"{t.user_attrs.get(schema.HOST, '?')}/{t.user_attrs.get(schema.PID, '?')}",
+            since=t.datetime_start,
+        )
+        for t in trials
+        if t.state == TrialState.RUNNING
+    ]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    best = max(complete, key=lambda t: t.value or 0.0) if complete else None
+    seconds = [
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in complete
+        if t.datetime_complete and t.datetime_start
+    ]
+    return StudyStatus(
+        name=study.study_name,
+        grid_size=definition.grid_size,
+        complete=len(state.complete),
+        running=running,
+        waiting=definition.grid_size
+        - len(state.complete | state.running)
+        - len(state.given_up(DEFAULT_MAX_ATTEMPTS)),
+        failed_attempts=len(failed),
+        last_failure=failed[-1].system_attrs.get(schema.FAIL_REASON) if failed else None,
+        best_value=best.value if best else None,
+        best_units=" ".join(f"{k}={v}" for k, v in best.params.items()) if best else None,
+        mean_trial_seconds=statistics.fmean(seconds) if seconds else None,
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return str(datetime.timedelta(seconds=round(seconds)))
+
+
+def render_status(console: Console, statuses: list[StudyStatus]) -> None:
+    table = Table(title="tuner studies")
+    for column in ("study", "grid", "complete", "running", "waiting", "failed", "best", "ETA"):
+        table.add_column(column, justify="left" if column in ("study", "best") else "right")
+    for status in statuses:
+        best = (
+            f"{status.best_value:.4f} ({status.best_units})"
+            if status.best_value is not None
+            else "-"
+        )
+        table.add_row(
+            status.name,
+            str(status.grid_size),
+            str(status.complete),
+            str(len(status.running)),
+            str(status.waiting),
+            str(status.failed_attempts),
+            best,
+            _duration(status.eta_seconds()),
+        )
+    console.print(table)
+    now = datetime.datetime.now()
+    for status in statuses:
+        for trial in status.running:
+            since = (
+                f"since {trial.since:%H:%M:%S} ({_duration((now - trial.since).total_seconds())})"
+                if trial.since
+                else ""
+            )
+            console.print(
+                f"  {status.name}: trial {trial.number} [{trial.units}] on {trial.worker} {since}",
+                highlight=False,
+                markup=False,
+            )
+        if status.last_failure:
+            console.print(
+                f"  {status.name}: last failure: {status.last_failure}",
+                highlight=False,
+                markup=False,
+            )

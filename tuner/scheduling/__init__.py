@@ -1,0 +1,27 @@
+"""Scheduling: which grid point runs next, and each trial's life from claim to COMPLETE.
+
+:class:`GridScheduler` decides (claims under a cross-process lock, heartbeats, reaps
+stale trials, counts attempts, completes and salvages); :class:`TrialRunner` runs what
+it is handed through an ``evaluate`` callable. Neither imports a deep-learning
+framework, so ``tuner status`` and the claim protocol stay light and testable.
+"""
+
+from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, GridState
+from tuner.scheduling._heartbeat import Heartbeat
+from tuner.scheduling._runner import Evaluate, RunReport, TrialListener, TrialRunner
+from tuner.scheduling._scheduler import ClaimedTrial, GridScheduler, TrialRecorder
+from tuner.scheduling._signals import interrupts_raise
+
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "ClaimedTrial",
+    "Evaluate",
+    "GridScheduler",
+    "GridState",
+    "Heartbeat",
+    "RunReport",
+    "TrialListener",
+    "TrialRecorder",
+    "TrialRunner",
+    "interrupts_raise",
+]

@@ -1,0 +1,66 @@
+"""Where each grid point of a study stands, read from its trials.
+
+A pure function of the trials, so the scheduler, ``tuner status`` and the report agree
+on what is complete, running, waiting and given up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner.study.schema import GRID_ID, INTERRUPTED, RETRYABLE
+
+DEFAULT_MAX_ATTEMPTS = 3
+"""Failed attempts (interruptions not counted) after which a grid point is given up."""
+
+
+@dataclass
+class GridState:
+    """Where each grid point of a study stands, from its trials."""
+
+    grid_size: int
+    complete: set[int] = field(default_factory=set)
+    running: set[int] = field(default_factory=set)
+    failures: Counter[int] = field(default_factory=Counter)
+    permanent: set[int] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, trials: list[FrozenTrial], grid_size: int) -> GridState:
+        """The state of a grid of ``grid_size`` points, from a study's trials."""
+        state = cls(grid_size)
+        for trial in trials:
+            grid_id = trial.system_attrs.get(GRID_ID)
+            if grid_id is None:
+                continue
+            if trial.state == TrialState.COMPLETE:
+                state.complete.add(grid_id)
+            elif trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                state.running.add(grid_id)
+            elif trial.state == TrialState.FAIL and not trial.system_attrs.get(INTERRUPTED):
+                # A deliberate stop (Ctrl-C, docker stop) is not the point's fault.
+                state.failures[grid_id] += 1
+                if trial.system_attrs.get(RETRYABLE) is False:
+                    state.permanent.add(grid_id)
+        return state
+
+    def given_up(self, max_attempts: int) -> list[int]:
+        """Points that will not be tried again: they failed deterministically or too often."""
+        return sorted(
+            g
+            for g in range(self.grid_size)
+            if g not in self.complete
+            and g not in self.running
+            and (g in self.permanent or self.failures[g] >= max_attempts)
+        )
+
+    def waiting(self, max_attempts: int) -> list[int]:
+        """Points nobody holds that will still be tried, lowest grid id first."""
+        blocked = self.complete | self.running | set(self.given_up(max_attempts))
+        return [g for g in range(self.grid_size) if g not in blocked]
+
+    def next_points(self, max_attempts: int, count: int) -> list[int]:
+        """Up to ``count`` points to claim next, lowest grid id first."""
+        return self.waiting(max_attempts)[:count]

@@ -1,0 +1,286 @@
+"""The grid scheduler: decides which grid points run next and owns each trial's life cycle.
+
+Why not ``study.optimize`` with ``GridSampler``? Alone, it hands the same point to two
+workers at the tail of the grid, never retries a FAIL, and leaves a killed worker's
+trial RUNNING for ever (docs/claims.md). So the scheduler decides, and GridSampler only
+turns a ``grid_id`` into parameters. Its invariant: **every grid point ends with exactly
+one COMPLETE trial**, however many workers run, on however many machines.
+
+1. **Claim under a lock.** Inside :func:`tuner.storages.claim_lock` the scheduler fails
+   trials whose heartbeat went stale, reads the trials, and picks the lowest grid ids
+   that are not COMPLETE, not RUNNING, and not given up. It creates those trials already
+   RUNNING with their parameters and ``grid_id`` set (exactly what GridSampler would
+   record), and records their first heartbeat before letting go of the lock. Two
+   workers can therefore never hold the same point.
+2. **Heartbeat.** While points train, a thread records their heartbeats; a SIGKILLed
+   worker's trials go stale after the grace period and the next claim fails them.
+3. **Fail, retry, give up.** A failed trial records its reason; retryable failures are
+   retried up to ``max_attempts``, a diverged loss is not; interruptions are free.
+   Folds an earlier attempt finished are handed to the next attempt for reuse.
+4. **Complete, or salvage.** A result whose trial was declared stale while it trained
+   (a long database outage) is kept as a new COMPLETE trial, unless someone else
+   already holds or completed the point.
+
+This module imports no deep-learning framework: it decides, :mod:`tuner.training`
+trains, and :class:`~tuner.scheduling.TrialRunner` joins the two.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner.errors import TunerError
+from tuner.progress import format_units
+from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, GridState
+from tuner.scheduling._heartbeat import Heartbeat
+from tuner.storages import DEFAULT_HEARTBEAT_SECONDS, claim_lock, with_retries
+from tuner.storages._optuna_internals import stale_trial_ids
+from tuner.study import FoldResult, StudyDefinition, completed_folds, running_trial_template, schema
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClaimedTrial:
+    """A RUNNING trial this worker holds: which grid point, and what it may reuse."""
+
+    trial_id: int
+    number: int
+    grid_id: int
+    params: dict[str, Any]
+    units: tuple[int, ...]
+    label: str
+    reused_folds: dict[int, FoldResult] = field(default_factory=dict)
+
+
+class TrialRecorder:
+    """Writes one held trial's attributes and intermediate values, riding out DB blips."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, claim: ClaimedTrial) -> None:
+        self.storage, self.claim = storage, claim
+        self.recorded: dict[str, Any] = {}
+
+    def set_user_attrs(self, **attrs: Any) -> None:
+        """Record user attributes (JSON-serialisable) on the trial."""
+        trial_id = self.claim.trial_id
+        for key, value in attrs.items():
+            self.recorded[key] = value
+            with_retries(
+                lambda k=key, v=value: self.storage.set_trial_user_attr(trial_id, k, v),
+                f"recording {key} on trial {self.claim.number}",
+            )
+
+    def report(self, value: float, step: int) -> None:
+        """Record an intermediate value (the running mean over folds)."""
+        with_retries(
+            lambda: self.storage.set_trial_intermediate_value(self.claim.trial_id, step, value),
+            f"reporting step {step} of trial {self.claim.number}",
+        )
+
+
+class GridScheduler:
+    """The oracle of one study's grid: claims points and takes each trial to its end.
+
+    Args:
+        storage: The RDB storage the study lives in, opened by
+            :func:`tuner.storages.open_storage` (heartbeats enabled).
+        storage_url: Its URL, for the cross-process claim lock.
+        study: The study, loaded with its sampler (:func:`tuner.study.load`).
+        definition: The study's definition; gives the grid size and layer names.
+        max_attempts: Failed attempts per point before it is given up.
+    """
+
+    def __init__(
+        self,
+        storage: optuna.storages.RDBStorage,
+        storage_url: str,
+        study: optuna.Study,
+        definition: StudyDefinition,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> None:
+        self.storage = storage
+        self.storage_url = storage_url
+        self.study = study
+        self.definition = definition
+        self.max_attempts = max_attempts
+        self.study_id = storage.get_study_id_from_name(study.study_name)
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between heartbeats of held trials, as the storage was opened with."""
+        return self.storage.get_heartbeat_interval() or DEFAULT_HEARTBEAT_SECONDS
+
+    def trials(self) -> list[FrozenTrial]:
+        """Every trial of the study, oldest first."""
+        return self.study.get_trials(deepcopy=False)
+
+    def grid_state(self) -> GridState:
+        """Where each grid point stands now."""
+        return GridState.of(self.trials(), self.definition.grid_size)
+
+    def claim(self, count: int = 1) -> tuple[list[ClaimedTrial], GridState]:
+        """Claim up to ``count`` waiting grid points as RUNNING trials held by this process.
+
+        Returns the claimed trials (none when nothing is waiting) and the grid's state
+        just after the claim. Safe against every other worker of the study.
+        """
+        if count < 1:
+            raise ValueError(f"claim count must be positive, got {count}")
+        with claim_lock(self.storage_url, self.study.study_name):
+            self.reap_stale()
+            trials = self.trials()
+            state = GridState.of(trials, self.definition.grid_size)
+            claims = []
+            for grid_id in state.next_points(self.max_attempts, count):
+                template = running_trial_template(self.study, self.definition, grid_id)
+                trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+                self.storage.record_heartbeat(trial_id)
+                claims.append(self._claimed(trial_id, template, trials))
+                state.running.add(grid_id)
+        return claims, state
+
+    def _claimed(
+        self, trial_id: int, template: FrozenTrial, trials: list[FrozenTrial]
+    ) -> ClaimedTrial:
+        grid_id = template.system_attrs[schema.GRID_ID]
+        reuse: dict[int, FoldResult] = {}
+        for earlier in trials:
+            if earlier.system_attrs.get(schema.GRID_ID) == grid_id and (
+                earlier.state == TrialState.FAIL
+            ):
+                reuse.update(completed_folds(earlier))
+        units = self.definition.units_of(template.params)
+        return ClaimedTrial(
+            trial_id=trial_id,
+            number=self.storage.get_trial_number_from_id(trial_id),
+            grid_id=grid_id,
+            params=dict(template.params),
+            units=units,
+            label=format_units(self.definition.layer_names, units),
+            reused_folds=reuse,
+        )
+
+    def reap_stale(self) -> list[int]:
+        """Fail RUNNING trials whose worker stopped sending heartbeats; their ids.
+
+        Call it under the claim lock (``claim`` does), so that a point is re-queued and
+        re-claimed in one step.
+        """
+        reaped = []
+        for trial_id in stale_trial_ids(self.storage, self.study_id):
+            try:
+                self.storage.set_trial_system_attr(trial_id, schema.FAIL_REASON, "stale heartbeat")
+                self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            log.warning("trial id %s: its worker stopped sending heartbeats; re-queued", trial_id)
+            reaped.append(trial_id)
+        return reaped
+
+    def heartbeat(self, claims: list[ClaimedTrial]) -> Heartbeat:
+        """A context manager that keeps the claimed trials' heartbeats going."""
+        return Heartbeat(self.storage, [c.trial_id for c in claims], self.heartbeat_interval)
+
+    def recorder(self, claim: ClaimedTrial) -> TrialRecorder:
+        """Where the evaluation of a claimed trial records what it measures."""
+        return TrialRecorder(self.storage, claim)
+
+    def complete(self, claim: ClaimedTrial, value: float) -> bool:
+        """Record the trial's value and mark it COMPLETE; False when the result was dropped.
+
+        A trial declared stale while it trained is salvaged (see the module docstring).
+        """
+        try:
+            with_retries(
+                lambda: self.storage.set_trial_state_values(
+                    claim.trial_id, state=TrialState.COMPLETE, values=[value]
+                ),
+                f"recording trial {claim.number}",
+            )
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return self._salvage(claim, value)
+        return True
+
+    def _salvage(self, claim: ClaimedTrial, value: float) -> bool:
+        frozen = self.storage.get_trial(claim.trial_id)
+        if frozen.state == TrialState.COMPLETE:
+            # A retried write whose first attempt had landed after all.
+            return True
+        with claim_lock(self.storage_url, self.study.study_name):
+            state = self.grid_state()
+            if claim.grid_id in state.complete or claim.grid_id in state.running:
+                log.warning(
+                    "trial %s was re-queued while it ran and its point is taken; "
+                    "its result is dropped",
+                    claim.number,
+                )
+                return False
+            system_attrs = {
+                key: frozen.system_attrs[key] for key in (schema.GRID_ID, schema.SEARCH_SPACE)
+            }
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    params=frozen.params,
+                    distributions=frozen.distributions,
+                    value=value,
+                    user_attrs=frozen.user_attrs,
+                    system_attrs=system_attrs,
+                    intermediate_values=frozen.intermediate_values,
+                )
+            )
+        log.warning("trial %s was declared stale while it ran; its result is kept", claim.number)
+        return True
+
+    def fail(
+        self, claim: ClaimedTrial, reason: str, *, retryable: bool, interrupted: bool = False
+    ) -> None:
+        """Mark a held trial FAIL with its reason; its point becomes claimable again."""
+
+        def record() -> None:
+            try:
+                self.storage.set_trial_system_attr(claim.trial_id, schema.FAIL_REASON, reason)
+                self.storage.set_trial_system_attr(claim.trial_id, schema.RETRYABLE, retryable)
+                self.storage.set_trial_system_attr(claim.trial_id, schema.INTERRUPTED, interrupted)
+                self.storage.set_trial_state_values(claim.trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # Already failed as stale by another worker: the point is free either way.
+                pass
+
+        with_retries(record, f"marking trial {claim.number} failed")
+
+    def release(self, claims: list[ClaimedTrial], reason: str) -> None:
+        """Give held trials back after an interruption: FAIL, not charged an attempt."""
+        for claim in claims:
+            self.fail(claim, f"{reason}; point will be re-run", retryable=True, interrupted=True)
+
+    def ensure_complete(self, state: GridState) -> None:
+        """Raise a clear error naming the points that failed for good, if any."""
+        given_up = state.given_up(self.max_attempts)
+        if given_up:
+            raise TunerError(
+                f"study '{self.study.study_name}': {len(given_up)} grid point(s) failed for "
+                f"good: {self.describe_given_up(given_up)}; fix the cause and relaunch "
+                "with a higher --max-attempts"
+            )
+
+    def describe_given_up(self, grid_ids: list[int]) -> str:
+        """Name the points that exhausted their attempts, with the last reason recorded."""
+        trials = self.trials()
+        lines = []
+        for grid_id in grid_ids:
+            attempts = [t for t in trials if t.system_attrs.get(schema.GRID_ID) == grid_id]
+            last = attempts[-1]
+            units = (
+                format_units(self.definition.layer_names, self.definition.units_of(last.params))
+                if last.params
+                else f"grid id {grid_id}"
+            )
+            reason = last.system_attrs.get(schema.FAIL_REASON, "unknown")
+            lines.append(f"{units} ({len(attempts)} attempts, last: {reason})")
+        return "; ".join(lines)

@@ -1,0 +1,83 @@
+"""Storage URLs: which one applies, what it points at, and how to print it safely.
+
+Every URL tuner prints or logs goes through :func:`mask_password` first: storage URLs
+carry database passwords, and terminals, CI logs and ``docker compose logs`` are read
+by more people than the database is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from tuner.errors import TunerError
+
+DEFAULT_STORAGE = "sqlite:///tuner.db"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
+"""Back ends on which workers get a real cross-process claim lock (tuner.storages._lock)."""
+
+
+def resolve_url(url: str | None, environ: dict[str, str] | None = None) -> str:
+    """The flag wins, then ``$TUNER_STORAGE``, then an SQLite file in the working directory."""
+    environ = dict(os.environ) if environ is None else environ
+    return url or environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+
+
+def parse_url(url: str) -> URL:
+    """The parsed URL, or a clear error for text that is not a database URL."""
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise TunerError(
+            f"storage URL '{mask_password(url)}' is not a database URL; "
+            "use sqlite:///FILE.db, postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB or mysql+pymysql://USER:PASSWORD@HOST/DB"
+        ) from None
+
+
+def mask_password(url: str) -> str:
+    """The URL as safe to print: SQLAlchemy's rendering with the password as ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # Not parseable, so hide anything between "://user:" and "@" by hand.
+        head, sep, tail = url.partition("://")
+        if sep and "@" in tail:
+            credentials, _, host = tail.rpartition("@")
+            user = credentials.split(":", 1)[0]
+            return f"{head}://{user}:***@{host}"
+        return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for other back ends and in-memory SQLite."""
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
+def artifact_dir(url: str, environ: dict[str, str] | None = None) -> Path:
+    """Where reports' pictures and models live for a storage: ``$TUNER_ARTIFACTS``, else
+    a folder beside an SQLite file, else ``./tuner-artifacts`` (share it between machines
+    the way you share the data, e.g. a volume in docker compose)."""
+    environ = dict(os.environ) if environ is None else environ
+    if environ.get("TUNER_ARTIFACTS"):
+        return Path(environ["TUNER_ARTIFACTS"]).expanduser().resolve()
+    path = sqlite_path(url)
+    if path is not None:
+        return path.with_name(path.name + ".artifacts")
+    return Path.cwd() / "tuner-artifacts"
+
+
+def check_supported(url: str) -> None:
+    """Refuse a back end whose workers could not exclude each other when claiming."""
+    backend = parse_url(url).get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise TunerError(
+            f"storage {mask_password(url)}: back end '{backend}' is not supported, because "
+            "tuner has no cross-process lock for it and workers would duplicate grid points; "
+            "use sqlite:///FILE.db, postgresql+psycopg://... or mysql+pymysql://..."
+        )

@@ -1,0 +1,61 @@
+"""Studies: what a variant searches (its definition) and the record that keeps it comparable.
+
+A study definition is data (a TOML file); a study is the Optuna study that holds one
+definition's trials, with its definition, dataset, data fingerprint and epochs recorded
+on it. :mod:`tuner.study.schema` names every attribute tuner writes.
+"""
+
+from tuner.study import schema
+from tuner.study._config import (
+    FOLD_SEED,
+    StudyConfig,
+    check_compatible,
+    create_or_resume,
+    load,
+    resolve_study_names,
+    tuner_study_names,
+)
+from tuner.study._definition import (
+    OPTIMIZERS,
+    TRAINERS,
+    StudyDefinition,
+    TrainingProtocol,
+    default_studies_dir,
+    load_definition,
+    load_definitions,
+    select,
+)
+from tuner.study._records import FinalFit, FoldResult, completed_folds, stored_final_fit
+from tuner.study._sampler import (
+    GRID_SEED,
+    ScheduledGridSampler,
+    grid_sampler,
+    running_trial_template,
+)
+
+__all__ = [
+    "FOLD_SEED",
+    "GRID_SEED",
+    "OPTIMIZERS",
+    "TRAINERS",
+    "FinalFit",
+    "FoldResult",
+    "ScheduledGridSampler",
+    "StudyConfig",
+    "StudyDefinition",
+    "TrainingProtocol",
+    "check_compatible",
+    "completed_folds",
+    "create_or_resume",
+    "default_studies_dir",
+    "grid_sampler",
+    "load",
+    "load_definition",
+    "load_definitions",
+    "resolve_study_names",
+    "running_trial_template",
+    "schema",
+    "select",
+    "stored_final_fit",
+    "tuner_study_names",
+]

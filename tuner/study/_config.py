@@ -1,0 +1,141 @@
+"""One Optuna study per variant, and the record on it that keeps its trials comparable.
+
+A study stores its definition, dataset spec, data fingerprint, epochs and fold seed as
+user attributes. Anyone who later launches or joins it with different settings is
+refused, so trials trained under different conditions never end up ranked together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from tuner.data import DatasetSpec
+from tuner.errors import TunerError
+from tuner.study import schema
+from tuner.study._definition import StudyDefinition
+from tuner.study._sampler import grid_sampler
+
+FOLD_SEED = 42
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a worker needs to evaluate a study's grid points, as stored on the study."""
+
+    study_name: str
+    definition: StudyDefinition
+    dataset: DatasetSpec
+    data_fingerprint: str
+    epochs: int
+    fold_seed: int = FOLD_SEED
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {
+            "definition": self.definition.to_dict(),
+            "definition_hash": self.definition.fingerprint(),
+            "dataset": self.dataset.to_dict(),
+            "data_fingerprint": self.data_fingerprint,
+            "epochs": self.epochs,
+            "fold_seed": self.fold_seed,
+        }
+
+    @classmethod
+    def from_study(cls, study: optuna.Study) -> StudyConfig:
+        attrs = {
+            key[len(schema.STUDY_PREFIX) :]: value
+            for key, value in study.user_attrs.items()
+            if key.startswith(schema.STUDY_PREFIX)
+        }
+        if "definition" not in attrs:
+            raise TunerError(
+                f"study '{study.study_name}' was not created by tuner (no definition recorded)"
+            )
+        return cls(
+            study_name=study.study_name,
+            definition=StudyDefinition.from_dict(attrs["definition"]),
+            dataset=DatasetSpec.from_dict(attrs["dataset"]),
+            data_fingerprint=attrs["data_fingerprint"],
+            epochs=int(attrs["epochs"]),
+            fold_seed=int(attrs["fold_seed"]),
+        )
+
+
+def create_or_resume(storage: optuna.storages.BaseStorage, config: StudyConfig) -> optuna.Study:
+    """Create the study, or load it after checking it was made under the same conditions."""
+    study = optuna.create_study(
+        storage=storage,
+        study_name=config.study_name,
+        direction="maximize",
+        sampler=grid_sampler(config.definition),
+        load_if_exists=True,
+    )
+    if not any(key.startswith(schema.STUDY_PREFIX) for key in study.user_attrs):
+        for key, value in config.to_attrs().items():
+            study.set_user_attr(schema.STUDY_PREFIX + key, value)
+        return study
+    check_compatible(StudyConfig.from_study(study), config)
+    return study
+
+
+def load(storage: optuna.storages.BaseStorage, study_name: str) -> tuple[optuna.Study, StudyConfig]:
+    """An existing study and its recorded config, for workers that join it."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
+        raise TunerError(
+            f"no study named '{study_name}' in this storage (studies there: {names}); "
+            "create it with `tuner launch`"
+        ) from None
+    config = StudyConfig.from_study(study)
+    # The sampler lives in the process, not the storage; the grid comes from the record.
+    study.sampler = grid_sampler(config.definition)
+    return study, config
+
+
+def check_compatible(stored: StudyConfig, wanted: StudyConfig) -> None:
+    """Refuse to mix trials trained under different conditions in one study."""
+    differences = []
+    if stored.definition.fingerprint() != wanted.definition.fingerprint():
+        differences.append("study definition (grid, model or protocol)")
+    if stored.dataset != wanted.dataset:
+        differences.append(
+            f"dataset (stored {stored.dataset.to_dict()}, now {wanted.dataset.to_dict()})"
+        )
+    elif stored.data_fingerprint != wanted.data_fingerprint:
+        differences.append("data content (same dataset spec, but the files changed)")
+    if stored.epochs != wanted.epochs:
+        differences.append(f"epochs (stored {stored.epochs}, now {wanted.epochs})")
+    if differences:
+        raise TunerError(
+            f"study '{stored.study_name}' already exists with a different "
+            f"{'; '.join(differences)}; pass --study-name NEW to start a separate study"
+        )
+
+
+def tuner_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """Studies in the storage that tuner created (they carry a recorded definition)."""
+    return [
+        summary.study_name
+        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
+        if schema.DEFINITION in summary.user_attrs
+    ]
+
+
+def resolve_study_names(storage: optuna.storages.BaseStorage, names: list[str]) -> list[str]:
+    """The named tuner studies, or all of them when no name (or 'all') is given."""
+    known = tuner_study_names(storage)
+    if not names or "all" in names:
+        if not known:
+            raise TunerError("this storage holds no tuner studies yet; create them with launch")
+        return known
+    for name in names:
+        if name not in known:
+            raise TunerError(
+                f"no study named '{name}' in this storage; studies there: "
+                f"{', '.join(known) or 'none'} (create it with `tuner launch --workers 0`)"
+            )
+    return names

@@ -1,0 +1,57 @@
+"""The attribute keys tuner writes to Optuna's storage: the schema README documents.
+
+Everything a worker, the report, ``tuner status`` and the dashboard exchange goes
+through the storage under these names, and studies outlive tuner releases: a key is
+renamed here or nowhere, and only with a migration, or existing studies stop resuming.
+"""
+
+from __future__ import annotations
+
+# Trial system attributes.
+GRID_ID = "grid_id"
+"""Index of the trial's grid point; the same key GridSampler itself writes."""
+SEARCH_SPACE = "search_space"
+"""The grid, as GridSampler records it beside ``grid_id``."""
+FAIL_REASON = "tuner.fail_reason"
+"""Why a FAIL trial failed: shown by ``tuner status`` and the dashboard."""
+RETRYABLE = "tuner.retryable"
+"""False when re-running the point would fail the same way (a diverged loss)."""
+INTERRUPTED = "tuner.interrupted"
+"""True when a deliberate stop (SIGINT, SIGTERM) ended the trial: no attempt is charged."""
+
+# Trial user attributes.
+FOLD_PREFIX = "fold_"
+"""``fold_0`` ... ``fold_k``: one fold's accuracy, loss, seconds and per-epoch history."""
+UNITS = "units"
+FOLD_ACCURACIES = "fold_accuracies"
+FOLD_LOSSES = "fold_losses"
+ACCURACY_STD = "accuracy_std"
+LOSS_MEAN = "loss_mean"
+LOSS_STD = "loss_std"
+TRAIN_SECONDS = "train_seconds"
+WALL_SECONDS = "wall_seconds"
+HOST = "host"
+PID = "pid"
+DEVICE = "device"
+TRAINER = "trainer"
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+"""The per-epoch curves of every fold and of the final fit."""
+
+# Study user attributes: the record that keeps a study's trials comparable.
+STUDY_PREFIX = "tuner."
+"""Prefix of every study attribute tuner writes; its presence marks a tuner study."""
+DEFINITION = STUDY_PREFIX + "definition"
+FINAL_FIT = STUDY_PREFIX + "final_fit"
+DASHBOARD_ARTIFACTS = STUDY_PREFIX + "dashboard_artifacts"
+
+
+def fold_key(fold: int) -> str:
+    """The user attribute holding one fold's result."""
+    return f"{FOLD_PREFIX}{fold}"
+
+
+def fold_of_key(key: str) -> int | None:
+    """The fold a user attribute key holds, or None for any other key."""
+    if key.startswith(FOLD_PREFIX) and key[len(FOLD_PREFIX) :].isdigit():
+        return int(key[len(FOLD_PREFIX) :])
+    return None

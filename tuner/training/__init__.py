@@ -1,0 +1,75 @@
+"""Training: the only package that imports a deep-learning framework.
+
+It builds each grid point's Keras model, trains its folds (:class:`CrossValidation` is
+the ``evaluate`` callable the scheduler's runner calls) and the final fit. Names are
+imported on first use, so ``import tuner.training`` costs nothing until something
+trains, and processes that never train (``tuner status``) never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.training._cross_validation import (
+        CrossValidation,
+        FoldTrainer,
+        NonFiniteLossError,
+        TrainingListener,
+        fold_seed,
+    )
+    from tuner.training._final_fit import run_final_fit, weight_quantiles
+    from tuner.training._models import (
+        PackedDense,
+        build_model,
+        build_packed_model,
+        expected_parameter_count,
+        pack_weights,
+    )
+    from tuner.training._runtime import configure_tensorflow, import_tensorflow_quietly
+    from tuner.training._tf_loops import FastTrainer, PackedTrainer
+
+_LOCATIONS = {
+    "CrossValidation": "_cross_validation",
+    "FoldTrainer": "_cross_validation",
+    "NonFiniteLossError": "_cross_validation",
+    "TrainingListener": "_cross_validation",
+    "fold_seed": "_cross_validation",
+    "run_final_fit": "_final_fit",
+    "weight_quantiles": "_final_fit",
+    "PackedDense": "_models",
+    "build_model": "_models",
+    "build_packed_model": "_models",
+    "expected_parameter_count": "_models",
+    "pack_weights": "_models",
+    "configure_tensorflow": "_runtime",
+    "import_tensorflow_quietly": "_runtime",
+    "FastTrainer": "_tf_loops",
+    "PackedTrainer": "_tf_loops",
+}
+
+__all__ = [
+    "CrossValidation",
+    "FastTrainer",
+    "FoldTrainer",
+    "NonFiniteLossError",
+    "PackedDense",
+    "PackedTrainer",
+    "TrainingListener",
+    "build_model",
+    "build_packed_model",
+    "configure_tensorflow",
+    "expected_parameter_count",
+    "fold_seed",
+    "import_tensorflow_quietly",
+    "pack_weights",
+    "run_final_fit",
+    "weight_quantiles",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LOCATIONS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LOCATIONS[name]}"), name)

@@ -1,0 +1,277 @@
+"""The cross-validation objective: one grid point, k folds, mean validation accuracy.
+
+Everything the report and the dashboard later need is recorded on the trial as it
+happens: each fold's accuracy, loss and per-epoch curves, and the running mean as an
+intermediate value, so a half-finished trial already shows progress.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import zlib
+from typing import Protocol
+
+import keras
+import numpy as np
+
+from tuner.data import Dataset
+from tuner.errors import PermanentTrialError
+from tuner.scheduling import ClaimedTrial, TrialRecorder
+from tuner.study import TRAINERS, FoldResult, StudyDefinition, schema
+from tuner.training._models import build_model, build_packed_model, pack_weights
+from tuner.training._tf_loops import FastTrainer, PackedTrainer
+
+HISTORY_KEYS = schema.HISTORY_KEYS
+
+
+class TrainingListener(Protocol):
+    """Told about fold and epoch boundaries; the progress display implements it."""
+
+    def fold_started(self, fold: int, n_folds: int, epochs: int, packed: int = 1) -> None: ...
+
+    def epoch_ended(self, epoch: int, logs: dict[str, float]) -> None: ...
+
+
+class NonFiniteLossError(PermanentTrialError):
+    """Training diverged; re-running the same point would diverge again, so no retry."""
+
+
+class _EpochRelay(keras.callbacks.Callback):
+    def __init__(self, listener: TrainingListener) -> None:
+        super().__init__()
+        self.listener = listener
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.listener.epoch_ended(epoch + 1, dict(logs or {}))
+
+
+def fold_seed(base_seed: int, units: tuple[int, ...], fold: int) -> int:
+    """A reproducible initialisation seed per (grid point, fold), independent of run order."""
+    return zlib.crc32(f"{base_seed}:{units}:{fold}".encode())
+
+
+class FoldTrainer:
+    """Trains the folds of one grid point, each from its own seeded initial weights.
+
+    ``packed`` (the default) trains the folds together (:class:`PackedTrainer`); ``fast``
+    is :class:`FastTrainer` per fold, traced once per grid point (also
+    used for a single remaining fold); ``keras`` is a plain ``model.fit`` per fold, kept
+    as the reference the benchmark compares against.
+    """
+
+    def __init__(self, definition: StudyDefinition, units: tuple[int, ...], kind: str) -> None:
+        if kind not in TRAINERS:
+            raise ValueError(f"unknown trainer {kind!r}; choose one of {', '.join(TRAINERS)}")
+        self.definition, self.units, self.kind = definition, units, kind
+        self._fast: FastTrainer | None = None
+
+    def _fit(
+        self,
+        dataset: Dataset,
+        split: tuple[np.ndarray, np.ndarray],
+        epochs: int,
+        seed: int,
+        listener: TrainingListener | None,
+    ) -> dict[str, list[float]]:
+        train_index, val_index = split
+        x_train, y_train = dataset.x_train[train_index], dataset.y_train[train_index]
+        validation = (dataset.x_train[val_index], dataset.y_train[val_index])
+        model = build_model(self.definition, self.units, seed=seed)
+        if self.kind == "keras":
+            callbacks = [_EpochRelay(listener)] if listener else []
+            return model.fit(
+                x_train,
+                y_train,
+                batch_size=self.definition.protocol.batch_size,
+                epochs=epochs,
+                validation_data=validation,
+                shuffle=True,
+                verbose=0,
+                callbacks=callbacks,
+            ).history
+        if self._fast is None:
+            self._fast = FastTrainer(model, self.definition.protocol)
+        else:
+            self._fast.reset(model.get_weights())
+        return self._fast.fit(
+            x_train,
+            y_train,
+            epochs=epochs,
+            validation=validation,
+            seed=seed,
+            on_epoch_end=listener.epoch_ended if listener else None,
+        )
+
+    def train_packed(
+        self,
+        dataset: Dataset,
+        splits: dict[int, tuple[np.ndarray, np.ndarray]],
+        *,
+        epochs: int,
+        base_seed: int,
+        n_folds: int | None = None,
+        listener: TrainingListener | None = None,
+    ) -> dict[int, FoldResult]:
+        """Train the given folds at once, each from the weights a separate fit would use."""
+        started = time.perf_counter()
+        folds = sorted(splits)
+        n_folds = n_folds or len(folds)
+        model = build_packed_model(self.definition, self.units, len(folds))
+        pack_weights(
+            model,
+            [
+                build_model(self.definition, self.units, seed=fold_seed(base_seed, self.units, f))
+                for f in folds
+            ],
+        )
+        if listener:
+            listener.fold_started(folds[0] + 1, n_folds, epochs, packed=len(folds))
+        histories = PackedTrainer(model, self.definition, len(folds)).fit_folds(
+            dataset.x_train,
+            dataset.y_train,
+            [splits[f] for f in folds],
+            epochs=epochs,
+            seed=fold_seed(base_seed, self.units, folds[0]),
+            on_epoch_end=listener.epoch_ended if listener else None,
+        )
+        seconds = (time.perf_counter() - started) / len(folds)
+        results = {}
+        for fold, history in zip(folds, histories, strict=True):
+            if not all(math.isfinite(v) for v in history["loss"]):
+                raise NonFiniteLossError(f"training loss became non-finite on fold {fold}")
+            results[fold] = FoldResult(
+                fold=fold,
+                accuracy=history["val_accuracy"][-1],
+                loss=history["val_loss"][-1],
+                seconds=seconds,
+                history=history,
+            )
+        return results
+
+    def train_fold(
+        self,
+        dataset: Dataset,
+        split: tuple[np.ndarray, np.ndarray],
+        *,
+        fold: int,
+        epochs: int,
+        seed: int,
+        listener: TrainingListener | None = None,
+    ) -> FoldResult:
+        """Train fresh weights on one fold's training part, validate on its held-out part."""
+        started = time.perf_counter()
+        history = self._fit(dataset, split, epochs, seed, listener)
+        curves = {key: [float(v) for v in history[key]] for key in HISTORY_KEYS}
+        if not all(math.isfinite(v) for v in curves["loss"]):
+            raise NonFiniteLossError(f"training loss became non-finite on fold {fold}")
+        return FoldResult(
+            fold=fold,
+            accuracy=curves["val_accuracy"][-1],
+            loss=curves["val_loss"][-1],
+            seconds=time.perf_counter() - started,
+            history=curves,
+        )
+
+
+class CrossValidation:
+    """The ``evaluate`` callable of a study: k-fold CV of one claimed grid point.
+
+    Args:
+        definition: The study's definition (model, protocol).
+        dataset: The study's data (already verified against its fingerprint).
+        folds: (train, validation) indices per fold, the same for every trial.
+        epochs: Epochs per fold.
+        base_seed: The study's fold seed; initial weights derive from it per point.
+        device: Where training runs, recorded on each trial.
+        trainer: ``packed``, ``fast`` or ``keras`` (see :class:`FoldTrainer`).
+        listener: Told about fold and epoch boundaries (progress).
+    """
+
+    def __init__(
+        self,
+        definition: StudyDefinition,
+        dataset: Dataset,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        *,
+        epochs: int,
+        base_seed: int,
+        device: str,
+        trainer: str = TRAINERS[0],
+        listener: TrainingListener | None = None,
+    ) -> None:
+        if trainer not in TRAINERS:
+            raise ValueError(f"unknown trainer {trainer!r}; choose one of {', '.join(TRAINERS)}")
+        self.definition = definition
+        self.dataset = dataset
+        self.folds = folds
+        self.epochs = epochs
+        self.base_seed = base_seed
+        self.device = device
+        self.trainer = trainer
+        self.listener = listener
+
+    def __call__(self, claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        """Mean validation accuracy over the folds; folds the claim reuses are not retrained."""
+        units = claim.units
+        recorder.set_user_attrs(
+            **{
+                schema.UNITS: list(units),
+                schema.HOST: socket.gethostname(),
+                schema.PID: os.getpid(),
+                schema.DEVICE: self.device,
+                schema.TRAINER: self.trainer,
+            }
+        )
+        started = time.perf_counter()
+        fold_trainer = FoldTrainer(self.definition, units, self.trainer)
+        reuse = dict(claim.reused_folds)
+        folds = self.folds
+        pending = {fold: split for fold, split in enumerate(folds) if fold not in reuse}
+        if self.trainer == "packed" and len(pending) > 1:
+            reuse.update(
+                fold_trainer.train_packed(
+                    self.dataset,
+                    pending,
+                    epochs=self.epochs,
+                    base_seed=self.base_seed,
+                    listener=self.listener,
+                    n_folds=len(folds),
+                )
+            )
+        results: list[FoldResult] = []
+        for fold, split in enumerate(folds):
+            if fold in reuse:
+                result = reuse[fold]
+            else:
+                if self.listener:
+                    self.listener.fold_started(fold + 1, len(folds), self.epochs)
+                result = fold_trainer.train_fold(
+                    self.dataset,
+                    split,
+                    fold=fold,
+                    epochs=self.epochs,
+                    seed=fold_seed(self.base_seed, units, fold),
+                    listener=self.listener,
+                )
+            results.append(result)
+            recorder.set_user_attrs(**{schema.fold_key(fold): result.to_dict()})
+            recorder.report(float(np.mean([r.accuracy for r in results])), step=fold)
+
+        accuracies = [r.accuracy for r in results]
+        losses = [r.loss for r in results]
+        recorder.set_user_attrs(
+            **{
+                schema.FOLD_ACCURACIES: accuracies,
+                schema.FOLD_LOSSES: losses,
+                schema.ACCURACY_STD: float(np.std(accuracies)),
+                schema.LOSS_MEAN: float(np.mean(losses)),
+                schema.LOSS_STD: float(np.std(losses)),
+                schema.TRAIN_SECONDS: float(sum(r.seconds for r in results)),
+                schema.WALL_SECONDS: time.perf_counter() - started,
+            }
+        )
+        keras.backend.clear_session()
+        return float(np.mean(accuracies))

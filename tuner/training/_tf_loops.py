@@ -1,0 +1,245 @@
+"""TensorFlow training loops: whole epochs in one graph, one fold or k packed folds at once.
+
+At batch size 120 these models are small enough that Keras' per-step machinery, not
+arithmetic, sets the pace (bench/RESULTS.md): the plain ``model.fit`` reaches about a
+fifth of this CPU's fp32 matmul peak. This trainer keeps the same model, loss, batch
+size, shuffling and per-epoch metrics, but
+
+* holds the fold's data in memory as tensors and runs each epoch as one
+  ``tf.function`` loop (no per-step Python, no per-epoch iterator rebuilds);
+* applies Adam with TensorFlow's fused kernel (``ResourceApplyAdam``), which computes
+  exactly Keras' update in one pass instead of a dozen small ops per variable;
+* traces once per grid point: folds reuse the graph, getting fresh weights and fresh
+  optimizer state through variable assignments.
+
+Other optimizers use the Keras optimizer inside the same loop.
+
+:class:`PackedTrainer` runs the same loop over a packed model
+(:func:`tuner.training._models.build_packed_model`): the loss is the sum of the folds'
+mean losses, so each weight slice gets exactly its own fold's gradient, and Adam, being
+element-wise, updates each slice as alone. What differs from separate fits: each step
+draws one batch from every fold, so folds are cut to the shortest fold's size (at most
+one sample per epoch left out, a different one each epoch).
+``tests/training/test_packed.py`` checks fold accuracies agree with separate fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tuner.study import StudyDefinition, TrainingProtocol
+
+EVAL_BATCH = 8192
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class FastTrainer:
+    """Trains one compiled Keras model, repeatedly (one fold after another)."""
+
+    def __init__(self, model: keras.Model, protocol: TrainingProtocol) -> None:
+        self.model = model
+        self.protocol = protocol
+        self.variables = list(model.trainable_variables)
+        self.fused_adam = protocol.optimizer == "adam"
+        if self.fused_adam:
+            self.slots = [
+                (tf.Variable(tf.zeros_like(v.value)), tf.Variable(tf.zeros_like(v.value)))
+                for v in self.variables
+            ]
+            self.step = tf.Variable(0.0, dtype=tf.float32)
+        else:
+            model.optimizer.build(self.variables)
+        self._train_epoch = tf.function(self._epoch_graph)
+        self._evaluate = tf.function(self._evaluate_graph)
+
+    def reset(self, weights: list[np.ndarray]) -> None:
+        """Start a new fit from these weights with a fresh optimizer state."""
+        self.model.set_weights(weights)
+        if self.fused_adam:
+            self.step.assign(0.0)
+            for m, v in self.slots:
+                m.assign(tf.zeros_like(m))
+                v.assign(tf.zeros_like(v))
+        else:
+            for variable in self.model.optimizer.variables:
+                variable.assign(tf.zeros_like(variable))
+
+    def _apply(self, gradients: list[tf.Tensor]) -> None:
+        if not self.fused_adam:
+            self.model.optimizer.apply(gradients, self.variables)
+            return
+        beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7  # Keras' Adam defaults
+        step = self.step.assign_add(1.0)
+        # Once per step, shared by every variable's fused update.
+        constants = {
+            "beta1_power": tf.pow(beta_1, step),
+            "beta2_power": tf.pow(beta_2, step),
+            "lr": tf.constant(self.protocol.learning_rate, tf.float32),
+            "beta1": tf.constant(beta_1),
+            "beta2": tf.constant(beta_2),
+            "epsilon": tf.constant(epsilon),
+        }
+        for variable, (m, v), gradient in zip(self.variables, self.slots, gradients, strict=True):
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.value.handle, m=m.handle, v=v.handle, grad=gradient, **constants
+            )
+
+    def _epoch_graph(self, x: tf.Tensor, y: tf.Tensor, order: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        n = tf.shape(x)[0]
+        batch = self.protocol.batch_size
+        loss_sum = tf.constant(0.0)
+        correct = tf.constant(0.0)
+        for i in tf.range((n + batch - 1) // batch):
+            index = order[i * batch : tf.minimum((i + 1) * batch, n)]
+            x_batch, y_batch = tf.gather(x, index), tf.gather(y, index)
+            with tf.GradientTape() as tape:
+                probabilities = self.model(x_batch, training=True)
+                loss = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(y_batch, probabilities)
+                )
+            self._apply(tape.gradient(loss, self.variables))
+            size = tf.cast(tf.shape(index)[0], tf.float32)
+            loss_sum += loss * size
+            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y_batch), tf.float32))
+        total = tf.cast(n, tf.float32)
+        return loss_sum / total, correct / total
+
+    def _evaluate_graph(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        n = tf.shape(x)[0]
+        loss_sum = tf.constant(0.0)
+        correct = tf.constant(0.0)
+        for i in tf.range((n + EVAL_BATCH - 1) // EVAL_BATCH):
+            x_batch = x[i * EVAL_BATCH : tf.minimum((i + 1) * EVAL_BATCH, n)]
+            y_batch = y[i * EVAL_BATCH : tf.minimum((i + 1) * EVAL_BATCH, n)]
+            probabilities = self.model(x_batch, training=False)
+            loss_sum += tf.reduce_sum(
+                keras.losses.sparse_categorical_crossentropy(y_batch, probabilities)
+            )
+            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y_batch), tf.float32))
+        total = tf.cast(n, tf.float32)
+        return loss_sum / total, correct / total
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        epochs: int,
+        validation: tuple[np.ndarray, np.ndarray],
+        seed: int,
+        on_epoch_end: EpochCallback | None = None,
+    ) -> dict[str, list[float]]:
+        """Keras-style history: loss, accuracy, val_loss, val_accuracy per epoch."""
+        x_train, y_train = tf.constant(x), tf.constant(y, dtype=tf.int32)
+        x_val, y_val = tf.constant(validation[0]), tf.constant(validation[1], dtype=tf.int32)
+        rng = np.random.default_rng(seed)
+        history: dict[str, list[float]] = {
+            "loss": [],
+            "accuracy": [],
+            "val_loss": [],
+            "val_accuracy": [],
+        }
+        for epoch in range(epochs):
+            order = tf.constant(rng.permutation(len(y)).astype(np.int32))
+            loss, accuracy = self._train_epoch(x_train, y_train, order)
+            val_loss, val_accuracy = self._evaluate(x_val, y_val)
+            logs = {
+                "loss": float(loss),
+                "accuracy": float(accuracy),
+                "val_loss": float(val_loss),
+                "val_accuracy": float(val_accuracy),
+            }
+            for key, value in logs.items():
+                history[key].append(value)
+            if on_epoch_end:
+                on_epoch_end(epoch + 1, logs)
+        return history
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        loss, accuracy = self._evaluate(tf.constant(x), tf.constant(y, dtype=tf.int32))
+        return float(loss), float(accuracy)
+
+
+class PackedTrainer(FastTrainer):
+    """The fast trainer's loop and fused Adam, over k folds at once."""
+
+    def __init__(self, model: keras.Model, definition: StudyDefinition, packs: int) -> None:
+        self.packs = packs
+        super().__init__(model, definition.protocol)
+
+    def _epoch_graph(self, x: tf.Tensor, y: tf.Tensor, order: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        # order: (m, k) row indices into x, one column per fold.
+        m = tf.shape(order)[0]
+        batch = self.protocol.batch_size
+        loss_sum = tf.zeros((self.packs,))
+        correct = tf.zeros((self.packs,))
+        for i in tf.range((m + batch - 1) // batch):
+            index = order[i * batch : tf.minimum((i + 1) * batch, m)]
+            x_batch, y_batch = tf.gather(x, index), tf.gather(y, index)
+            with tf.GradientTape() as tape:
+                probabilities = self.model(x_batch, training=True)
+                per_fold = tf.reduce_mean(
+                    keras.losses.sparse_categorical_crossentropy(y_batch, probabilities), axis=0
+                )
+                loss = tf.reduce_sum(per_fold)
+            self._apply(tape.gradient(loss, self.variables))
+            size = tf.cast(tf.shape(index)[0], tf.float32)
+            loss_sum += per_fold * size
+            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y_batch), tf.float32), axis=0)
+        total = tf.cast(m, tf.float32)
+        return loss_sum / total, correct / total
+
+    def _evaluate_graph(self, x: tf.Tensor, y: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        probabilities = self.model(x, training=False)
+        losses = keras.losses.sparse_categorical_crossentropy(y, probabilities) * mask
+        predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        hits = tf.cast(tf.equal(predicted, y), tf.float32) * mask
+        counts = tf.reduce_sum(mask, axis=0)
+        return tf.reduce_sum(losses, axis=0) / counts, tf.reduce_sum(hits, axis=0) / counts
+
+    def fit_folds(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        splits: Sequence[tuple[np.ndarray, np.ndarray]],
+        *,
+        epochs: int,
+        seed: int,
+        on_epoch_end: EpochCallback | None = None,
+    ) -> list[dict[str, list[float]]]:
+        """Train on every split at once; one Keras-style history per split."""
+        rng = np.random.default_rng(seed)
+        x_all, y_all = tf.constant(x), tf.constant(y, dtype=tf.int32)
+        shortest = min(len(train) for train, _ in splits)
+        longest_val = max(len(val) for _, val in splits)
+        val_index = np.stack([np.resize(val, longest_val) for _, val in splits], axis=1)
+        val_mask = np.stack(
+            [np.arange(longest_val) < len(val) for _, val in splits], axis=1
+        ).astype(np.float32)
+        x_val = tf.gather(x_all, val_index)
+        y_val = tf.gather(y_all, val_index)
+        histories: list[dict[str, list[float]]] = [
+            {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []} for _ in splits
+        ]
+        for epoch in range(epochs):
+            order = np.stack([rng.permutation(train)[:shortest] for train, _ in splits], axis=1)
+            loss, accuracy = self._train_epoch(x_all, y_all, tf.constant(order.astype(np.int32)))
+            val_loss, val_accuracy = self._evaluate(x_val, y_val, tf.constant(val_mask))
+            for fold, history in enumerate(histories):
+                history["loss"].append(float(loss[fold]))
+                history["accuracy"].append(float(accuracy[fold]))
+                history["val_loss"].append(float(val_loss[fold]))
+                history["val_accuracy"].append(float(val_accuracy[fold]))
+            if on_epoch_end:
+                mean = {
+                    key: float(np.mean([h[key][-1] for h in histories])) for key in histories[0]
+                }
+                on_epoch_end(epoch + 1, mean)
+        return histories
