@@ -64,3 +64,21 @@ def tuner_processes() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             if process.poll() is None:
                 process.kill()
             process.communicate()
+
+
+@pytest.fixture(scope="session")
+def mysql_server():
+    """A throw-away MariaDB server for the session; skips where MariaDB is not installed."""
+    from tests import mysql
+
+    reason = mysql.missing()
+    if reason is not None:
+        pytest.skip(reason)
+    with mysql.running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def mysql_url(mysql_server) -> str:
+    """A fresh MariaDB database owned by the password-protected user ``tuner``: its URL."""
+    return mysql_server.new_database()

@@ -171,7 +171,7 @@ def test_sigterm_gives_the_point_back(
 
     state = GridState.of(trials(postgres_url), 9)
     assert not state.running
-    assert state.next_point(max_attempts=3) == trial.system_attrs[GRID_ID]
+    assert state.next_points(max_attempts=3, count=1) == [trial.system_attrs[GRID_ID]]
 
 
 def test_launch_with_local_workers(nine: Path, synthetic_npz: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from tests.helpers import fetch, free_port, run_tuner, serving_dashboard
-from tuner.final_fit import FINAL_FIT_ATTR
+from tuner.study.schema import FINAL_FIT
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -88,7 +88,7 @@ def test_csv_numbers_equal_the_stored_values(reported: dict) -> None:
         (row,) = list(csv.DictReader(handle))
     stored = study(root)
     best = stored.best_trial
-    fit = stored.user_attrs[FINAL_FIT_ATTR]
+    fit = stored.user_attrs[FINAL_FIT]
     assert row["variant"] == "tiny"
     assert row["best_units"] == f"{best.params['l1']}-{best.params['l2']}"
     assert float(row["cv_accuracy_mean"]) == best.value
@@ -109,17 +109,17 @@ def test_csv_numbers_equal_the_stored_values(reported: dict) -> None:
 def test_second_report_does_not_retrain_and_refit_does(reported: dict) -> None:
     root: Path = reported["root"]
     assert "final fit of trial" in reported["first"].stdout
-    before = study(root).user_attrs[FINAL_FIT_ATTR]
+    before = study(root).user_attrs[FINAL_FIT]
     again = run_tuner("report", "--out", str(root / "again"), cwd=root)
     assert again.returncode == 0, again.stderr
     assert "final fit of trial" not in again.stdout
-    assert study(root).user_attrs[FINAL_FIT_ATTR] == before
+    assert study(root).user_attrs[FINAL_FIT] == before
     refit = run_tuner(
         "report", "--refit", "--variant", "tiny", "--out", str(root / "refit"), cwd=root
     )
     assert refit.returncode == 0, refit.stderr
     assert "final fit of trial" in refit.stdout
-    assert study(root).user_attrs[FINAL_FIT_ATTR]["seconds"] != before["seconds"]
+    assert study(root).user_attrs[FINAL_FIT]["seconds"] != before["seconds"]
 
 
 def test_pictures_are_attached_as_dashboard_artifacts(reported: dict) -> None:

@@ -5,6 +5,7 @@ imported only to download MNIST for users who ask for it by name).
 """
 
 from tuner.data._datasets import (
+    DEBIAN_FASHION_MNIST,
     N_CLASSES,
     N_PIXELS,
     DataCache,
@@ -19,6 +20,7 @@ from tuner.data._datasets import (
 from tuner.data._folds import stratified_folds
 
 __all__ = [
+    "DEBIAN_FASHION_MNIST",
     "N_CLASSES",
     "N_PIXELS",
     "DataCache",

@@ -7,7 +7,8 @@ than silently given an in-process lock that would let workers duplicate grid poi
 
 - SQLite file: a file lock beside the database (all its workers share the filesystem).
 - PostgreSQL: a session advisory lock keyed by the study name.
-- MySQL / MariaDB: a named lock (``GET_LOCK``), likewise held by the session.
+- MySQL / MariaDB: a named lock (``GET_LOCK``) keyed by database and study name, likewise
+  held by the session.
 - In-memory SQLite: only one process can see it, so a thread lock is enough.
 """
 
@@ -15,15 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
+import os
 import threading
 import zlib
 from collections.abc import Iterator
 
 import sqlalchemy
-from filelock import FileLock
+from filelock import FileLock, Timeout
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from tuner.errors import TunerError
 from tuner.storages._url import check_supported, mask_password, parse_url, sqlite_path
+
+log = logging.getLogger(__name__)
 
 LOCK_TIMEOUT_SECONDS = 120
 """How long a claim waits for the lock before giving up with an error."""
@@ -34,12 +40,32 @@ _lock_engines: dict[str, sqlalchemy.engine.Engine] = {}
 
 @contextlib.contextmanager
 def claim_lock(url: str, name: str) -> Iterator[None]:
-    """Hold the cross-process lock called ``name`` (a study name) on this storage."""
+    """Hold the cross-process lock called ``name`` (a study name) on this storage.
+
+    Args:
+        url: The storage URL; its back end picks the kind of lock.
+        name: What is locked: a study name, or ``SCHEMA_LOCK`` while opening a storage.
+
+    Raises:
+        TunerError: The back end has no cross-process lock (see ``check_supported``), or
+            the lock was not free within ``LOCK_TIMEOUT_SECONDS``.
+    """
     check_supported(url)
     backend = parse_url(url).get_backend_name()
     path = sqlite_path(url)
     if path is not None:
-        with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS):
+        lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise _timed_out(url, name) from None
+        try:
+            yield
+        finally:
+            lock.release()
+    elif backend == "sqlite":
+        # In-memory SQLite: no other process can see the database at all.
+        with _thread_locks.setdefault(f"{url}/{name}", threading.Lock()):
             yield
     elif backend == "postgresql":
         with _postgres_advisory_lock(url, name):
@@ -48,48 +74,124 @@ def claim_lock(url: str, name: str) -> Iterator[None]:
         with _mysql_named_lock(url, name):
             yield
     else:
-        with _thread_locks.setdefault(f"{url}/{name}", threading.Lock()):
-            yield
+        # check_supported lets through only back ends handled above; one added there
+        # without a lock here must fail loudly, never fall back to no exclusion.
+        raise AssertionError(f"no claim lock for supported back end {backend!r}")
+
+
+def _timed_out(url: str, name: str) -> TunerError:
+    return TunerError(
+        f"storage {mask_password(url)}: could not take the claim lock for '{name}' "
+        f"within {LOCK_TIMEOUT_SECONDS} s; is another worker stuck holding it?"
+    )
 
 
 def _engine(url: str) -> sqlalchemy.engine.Engine:
     # One connection per process, kept: the lock belongs to a session, and opening a
-    # connection per claim would cost more than the claim itself.
+    # connection per claim would cost more than the claim itself. Threads of one process
+    # queue for it as long as they would queue for the lock itself.
     engine = _lock_engines.get(url)
     if engine is None:
-        engine = sqlalchemy.create_engine(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+        engine = sqlalchemy.create_engine(
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=LOCK_TIMEOUT_SECONDS,
+            pool_pre_ping=True,
+        )
         _lock_engines[url] = engine
     return engine
+
+
+def _forget_inherited_engines() -> None:
+    # A forked child must not use (or close) the parent's connection, whose session may
+    # hold the parent's lock: SQLAlchemy's recipe is dispose(close=False) in the child.
+    for engine in _lock_engines.values():
+        engine.dispose(close=False)
+    _lock_engines.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_engines)
+
+
+def _release(connection: sqlalchemy.engine.Connection, sql: str, key: object, url: str) -> None:
+    """Run the unlock statement; a lost connection has released the lock already.
+
+    The guarded work is done by then (a claim has created its trials): raising here would
+    make the caller redo it, so a failed unlock is logged and the connection dropped.
+    """
+    try:
+        released = connection.execute(sqlalchemy.text(sql), {"key": key}).scalar()
+        connection.commit()
+    except SQLAlchemyError as exc:
+        log.warning(
+            "storage %s: the claim lock's connection was lost while held (%s); "
+            "the server has released the lock",
+            mask_password(url),
+            type(exc).__name__,
+        )
+        connection.invalidate()
+        return
+    if released not in (1, True):
+        # 0 / false: another session holds it; NULL: nobody does. Either way the lock
+        # was lost while the work ran (say, the session was killed on the server).
+        log.warning("storage %s: the claim lock was not held at release", mask_password(url))
+
+
+LOCK_NOT_AVAILABLE = "55P03"
+"""PostgreSQL's SQLSTATE for a lock wait cut short by ``lock_timeout``."""
+
+
+def _sqlstate(exc: OperationalError) -> str | None:
+    # psycopg 3 names it sqlstate, psycopg2 pgcode.
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
 
 
 @contextlib.contextmanager
 def _postgres_advisory_lock(url: str, name: str) -> Iterator[None]:
     key = zlib.crc32(f"tuner:{name}".encode())
     with _engine(url).connect() as connection:
-        connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        # pg_advisory_lock waits for ever unless lock_timeout bounds it (for this session,
+        # which only ever takes claim locks).
+        timeout_ms = str(int(LOCK_TIMEOUT_SECONDS * 1000))
+        connection.execute(
+            sqlalchemy.text("SELECT set_config('lock_timeout', :ms, false)"), {"ms": timeout_ms}
+        )
+        try:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        except OperationalError as exc:
+            if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
+                raise _timed_out(url, name) from None
+            raise
         try:
             yield
         finally:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            connection.commit()
+            _release(connection, "SELECT pg_advisory_unlock(:key)", key, url)
+
+
+def _mysql_lock_name(url: str, name: str) -> str:
+    """The ``GET_LOCK`` name of a claim lock on a MySQL database.
+
+    Named locks are server-wide, unlike PostgreSQL's advisory locks (per database), so
+    the name includes the database; a digest keeps it within MySQL's 64 characters.
+    """
+    scoped = f"{parse_url(url).database}/{name}"
+    return "tuner:" + hashlib.sha256(scoped.encode()).hexdigest()[:40]
 
 
 @contextlib.contextmanager
 def _mysql_named_lock(url: str, name: str) -> Iterator[None]:
-    # MySQL limits lock names to 64 characters; a digest keeps long study names apart.
-    key = "tuner:" + hashlib.sha256(name.encode()).hexdigest()[:40]
+    key = _mysql_lock_name(url, name)
     with _engine(url).connect() as connection:
         got = connection.execute(
             sqlalchemy.text("SELECT GET_LOCK(:key, :timeout)"),
             {"key": key, "timeout": LOCK_TIMEOUT_SECONDS},
         ).scalar()
         if got != 1:
-            raise TunerError(
-                f"storage {mask_password(url)}: could not take the claim lock for '{name}' "
-                f"within {LOCK_TIMEOUT_SECONDS} s; is another worker stuck holding it?"
-            )
+            # 0: timed out; NULL: the server failed to take it (e.g. killed session).
+            raise _timed_out(url, name)
         try:
             yield
         finally:
-            connection.execute(sqlalchemy.text("SELECT RELEASE_LOCK(:key)"), {"key": key})
-            connection.commit()
+            _release(connection, "SELECT RELEASE_LOCK(:key)", key, url)

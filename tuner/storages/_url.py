@@ -32,8 +32,9 @@ def parse_url(url: str) -> URL:
         return make_url(url)
     except ArgumentError:
         raise TunerError(
-            f"storage URL '{mask_password(url)}' is not a database URL; "
-            "use sqlite:///FILE.db, postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB or mysql+pymysql://USER:PASSWORD@HOST/DB"
+            f"storage URL '{mask_password(url)}' is not a database URL; use sqlite:///FILE.db, "
+            "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB or "
+            "mysql+pymysql://USER:PASSWORD@HOST:PORT/DB"
         ) from None
 
 
@@ -73,8 +74,19 @@ def artifact_dir(url: str, environ: dict[str, str] | None = None) -> Path:
 
 
 def check_supported(url: str) -> None:
-    """Refuse a back end whose workers could not exclude each other when claiming."""
+    """Refuse a back end whose workers could not exclude each other when claiming.
+
+    Raises:
+        TunerError: One line naming the back end (and the masked URL) and what to use.
+    """
     backend = parse_url(url).get_backend_name()
+    if backend == "mariadb":
+        # SQLAlchemy's mariadb dialect is not one Optuna knows (it special-cases "mysql"):
+        # MariaDB is served, and tested, through the mysql dialect.
+        raise TunerError(
+            f"storage {mask_password(url)}: use a mysql+pymysql://USER:PASSWORD@HOST:PORT/DB "
+            "URL for MariaDB; the mariadb:// dialect is not supported"
+        )
     if backend not in SUPPORTED_BACKENDS:
         raise TunerError(
             f"storage {mask_password(url)}: back end '{backend}' is not supported, because "

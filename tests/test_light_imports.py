@@ -1,0 +1,75 @@
+"""Commands that never train must never load a deep-learning framework.
+
+`tuner status` and `tuner --help` are what people run beside busy workers, and
+TensorFlow alone takes seconds and hundreds of MB to import. Each case runs the real
+command in a fresh interpreter and inspects ``sys.modules`` at exit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import tuner_environment
+
+HEAVY = ("tensorflow", "keras", "jax", "torch", "matplotlib")
+
+PROBE = """
+import atexit, sys
+from tuner.cli import main
+
+def report():
+    heavy = sorted(m for m in {heavy!r} if m in sys.modules)
+    sys.__stderr__.write("HEAVY=" + ",".join(heavy) + "\\n")
+
+atexit.register(report)
+sys.argv = ["tuner", *{argv!r}]
+main()
+"""
+
+
+def loaded_heavy_modules(argv: list[str], cwd: Path) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY, argv=argv)],
+        cwd=cwd,
+        env=tuner_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    marker = [line for line in result.stderr.splitlines() if line.startswith("HEAVY=")]
+    assert marker, result.stderr
+    return [name for name in marker[-1][len("HEAVY=") :].split(",") if name]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["variants"],
+        ["status", "--storage", "sqlite:///status.db"],
+        ["launch", "--help"],
+    ],
+)
+def test_command_imports_no_framework(argv: list[str], tmp_path: Path) -> None:
+    if argv[0] == "status":
+        # A real storage with a study in it, so status does its whole job.
+        import optuna
+
+        optuna.create_study(storage=f"sqlite:///{tmp_path / 'status.db'}", study_name="other")
+    assert loaded_heavy_modules(argv, tmp_path) == []
+
+
+def test_import_tuner_packages_loads_no_framework() -> None:
+    code = (
+        "import sys\n"
+        "import tuner, tuner.study, tuner.data, tuner.storages, tuner.scheduling\n"
+        "import tuner.commands, tuner.reporting, tuner.training, tuner.cli\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

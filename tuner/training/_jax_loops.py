@@ -1,0 +1,472 @@
+"""The fast training loops on Keras' JAX backend: whole epochs as one jitted XLA program.
+
+Invariant: for the same Keras model, initial weights, protocol, data and seed, these
+trainers take exactly the steps the TensorFlow trainers (``FastTrainer``, ``PackedTrainer``
+in :mod:`tuner.training._tf_loops`) take, and report the same history, so a study's numbers do not
+depend on the backend beyond float rounding. That holds because everything that decides
+a step is the same:
+
+* the batches: one ``numpy.random.default_rng(seed).permutation`` per epoch, cut into
+  ``batch_size`` rows with a smaller last batch, exactly as the TensorFlow loop does. The
+  full batches run inside one ``lax.fori_loop``; the last, partial batch is one more step
+  traced after the loop with its own (static) shape, so it is neither padded nor masked
+  and BatchNorm sees exactly its rows;
+* the model: the Keras model itself, called through ``stateless_call``, which also
+  carries BatchNorm's moving statistics and Dropout's seed-generator state;
+* the loss: TensorFlow's ``sparse_categorical_crossentropy`` looks through a Softmax op
+  to its logits inside a ``tf.function`` and computes ``log_softmax(logits)``. On JAX
+  Keras cannot, and clips the probabilities to [1e-7, 1 - 1e-7], which changes the
+  loss and zeroes the gradient of samples outside that range. So these loops trace the
+  output layer with a linear activation (for that trace only) and compute the same
+  ``log_softmax`` loss from its logits; accuracy is the argmax of the softmax, as there;
+* the optimizer: Adam is written out exactly as ``keras.optimizers.Adam.update_step``
+  computes it (beta_1 0.9, beta_2 0.999, epsilon 1e-7, the bias correction folded into
+  the step size), which is also what TensorFlow's fused ``ResourceApplyAdam`` computes.
+  Other optimizers run the Keras optimizer itself through ``stateless_apply``.
+
+The model's variables stay the source of truth between calls, as with TensorFlow: a fit
+starts from their current values and writes the new values back after every epoch, so
+``model.get_weights()``, saving and ``evaluate`` see the trained model. The optimizer's
+state lives in the trainer and is cleared by :meth:`reset`.
+
+This module imports JAX and never TensorFlow; the model must be built under
+``KERAS_BACKEND=jax``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from tuner.training._models import make_optimizer
+
+if TYPE_CHECKING:
+    from tuner.study import StudyDefinition, TrainingProtocol
+
+# Rows per evaluation chunk, as in the TensorFlow trainer: bounds the activations' memory.
+EVAL_BATCH = 8192
+# Keras' Adam defaults, which the study's protocol uses.
+BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
+# Batches per iteration of the compiled epoch loop (``fori_loop``'s ``unroll``). Unrolling
+# changes no number, only how much per-iteration loop overhead a device pays; read when
+# a trainer first compiles, so bench/gpu.py can try other values.
+UNROLL = 1
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+History = dict[str, list[float]]
+Arrays = list[jax.Array]
+
+
+class _State(NamedTuple):
+    """Everything one training step reads and writes, as a pytree of arrays."""
+
+    trainable: Arrays
+    non_trainable: Arrays
+    optimizer: Any
+
+
+def _new_history() -> History:
+    return {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+
+
+class _KerasAdam:
+    """Keras' Adam update (``keras.optimizers.Adam.update_step``), as a pure function."""
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+
+    def initial_state(self, trainable: Arrays) -> tuple[jax.Array, Arrays, Arrays]:
+        zeros = [jnp.zeros_like(value) for value in trainable]
+        return jnp.zeros((), jnp.int32), zeros, [jnp.zeros_like(value) for value in trainable]
+
+    def apply(
+        self, state: tuple[jax.Array, Arrays, Arrays], grads: Arrays, params: Arrays
+    ) -> tuple[Arrays, tuple[jax.Array, Arrays, Arrays]]:
+        iterations, momentums, velocities = state
+        # Keras rounds its constants to float32 the same way: the learning rate is a
+        # float32 variable, powers are taken in float32, 1 - beta is a Python float.
+        lr = jnp.float32(self.learning_rate)
+        local_step = (iterations + 1).astype(jnp.float32)
+        beta_1_power = jnp.power(jnp.float32(BETA_1), local_step)
+        beta_2_power = jnp.power(jnp.float32(BETA_2), local_step)
+        alpha = lr * jnp.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        new_params, new_m, new_v = [], [], []
+        for param, grad, m, v in zip(params, grads, momentums, velocities, strict=True):
+            m = m + (grad - m) * (1 - BETA_1)
+            v = v + (jnp.square(grad) - v) * (1 - BETA_2)
+            new_params.append(param - (m * alpha) / (jnp.sqrt(v) + EPSILON))
+            new_m.append(m)
+            new_v.append(v)
+        return new_params, (iterations + 1, new_m, new_v)
+
+
+class _KerasOptimizer:
+    """Any other Keras optimizer, run statelessly; its initial state is kept for resets."""
+
+    def __init__(self, protocol: TrainingProtocol, variables: Sequence[keras.Variable]) -> None:
+        # A fresh optimizer rather than ``model.optimizer``: the packed model is not
+        # compiled, and a fresh one starts from iteration 0 whatever ran before.
+        self.optimizer = make_optimizer(protocol)
+        self.optimizer.build(list(variables))
+        # Iterations 0, the learning rate and zeroed slots; a reset restores exactly this
+        # (zeroing every optimizer variable would also zero the learning rate).
+        self._initial = [jnp.asarray(variable.value) for variable in self.optimizer.variables]
+
+    def initial_state(self, trainable: Arrays) -> Arrays:
+        del trainable
+        return list(self._initial)
+
+    def apply(self, state: Arrays, grads: Arrays, params: Arrays) -> tuple[Arrays, Arrays]:
+        return self.optimizer.stateless_apply(state, grads, params)
+
+
+class _JaxLoop:
+    """What the plain and the packed trainer share: state, the jitted epoch and evaluation.
+
+    The epoch and evaluation are written once for both: a plain model's per-sample loss
+    has shape ``(batch,)``, a packed model's ``(batch, packs)``; reducing over axis 0
+    gives a scalar or one value per fold, and the summed loss gives each fold's weight
+    slice exactly its own gradient.
+    """
+
+    def __init__(self, model: keras.Model, protocol: TrainingProtocol) -> None:
+        if keras.backend.backend() != "jax":
+            raise RuntimeError(
+                f"the JAX trainers need KERAS_BACKEND=jax; Keras runs on "
+                f"{keras.backend.backend()!r} in this process"
+            )
+        self.model = model
+        self.protocol = protocol
+        self._softmax_output = _softmax_output_layer(model)
+        trainable = [variable.value for variable in model.trainable_variables]
+        if protocol.optimizer == "adam":
+            self._optimizer: _KerasAdam | _KerasOptimizer = _KerasAdam(protocol.learning_rate)
+        else:
+            self._optimizer = _KerasOptimizer(protocol, model.trainable_variables)
+        self._optimizer_state = self._optimizer.initial_state(trainable)
+        # One compilation per distinct data shape (per grid point and fold length).
+        self._train_epoch = jax.jit(self._epoch)
+        self._evaluate_sums = jax.jit(self._evaluation)
+
+    def reset(self, weights: list[np.ndarray]) -> None:
+        """Start a new fit from these weights with a fresh optimizer state.
+
+        Args:
+            weights: ``model.get_weights()`` of the model to start from (kernels, biases
+                and BatchNorm statistics; Dropout's seed state is left running, as with
+                TensorFlow).
+        """
+        self.model.set_weights(weights)
+        trainable = [variable.value for variable in self.model.trainable_variables]
+        self._optimizer_state = self._optimizer.initial_state(trainable)
+
+    # -- state shuttled between the Keras variables and the jitted functions ----------
+
+    def _read_state(self) -> _State:
+        return _State(
+            trainable=[variable.value for variable in self.model.trainable_variables],
+            non_trainable=[variable.value for variable in self.model.non_trainable_variables],
+            optimizer=self._optimizer_state,
+        )
+
+    def _write_state(self, state: _State) -> None:
+        pairs = [
+            *zip(self.model.trainable_variables, state.trainable, strict=True),
+            *zip(self.model.non_trainable_variables, state.non_trainable, strict=True),
+        ]
+        for variable, value in pairs:
+            variable.assign(value)
+        self._optimizer_state = state.optimizer
+
+    # -- traced code --------------------------------------------------------------------
+
+    def _forward(
+        self, trainable: Arrays, non_trainable: Arrays, x: jax.Array, y: jax.Array, training: bool
+    ) -> tuple[jax.Array, jax.Array, Arrays]:
+        """Per-sample losses, per-sample hits (1.0 or 0.0) and the updated layer state."""
+        with _logits_traced(self._softmax_output):
+            outputs, non_trainable = self.model.stateless_call(
+                trainable, non_trainable, x, training=training
+            )
+        if self._softmax_output is not None:
+            losses = -jnp.take_along_axis(
+                jax.nn.log_softmax(outputs, axis=-1), y[..., None], axis=-1
+            )[..., 0]
+            probabilities = jax.nn.softmax(outputs, axis=-1)
+        else:  # not the study's model: Keras' own loss on its probabilities
+            probabilities = outputs
+            losses = keras.losses.sparse_categorical_crossentropy(y, probabilities)
+        hits = (jnp.argmax(probabilities, axis=-1) == y).astype(jnp.float32)
+        return losses, hits, non_trainable
+
+    def _step(
+        self,
+        carry: tuple[_State, jax.Array, jax.Array],
+        index: jax.Array,
+        x: jax.Array,
+        y: jax.Array,
+    ) -> tuple[_State, jax.Array, jax.Array]:
+        state, loss_sum, correct = carry
+        x_batch, y_batch = x[index], y[index]
+
+        def objective(trainable: Arrays) -> tuple[jax.Array, tuple[Any, ...]]:
+            losses, hits, non_trainable = self._forward(
+                trainable, state.non_trainable, x_batch, y_batch, training=True
+            )
+            per_fold = jnp.mean(losses, axis=0)
+            return jnp.sum(per_fold), (per_fold, hits, non_trainable)
+
+        grads, (per_fold, hits, non_trainable) = jax.grad(objective, has_aux=True)(state.trainable)
+        trainable, optimizer = self._optimizer.apply(state.optimizer, grads, state.trainable)
+        size = jnp.float32(index.shape[0])
+        return (
+            _State(trainable, non_trainable, optimizer),
+            loss_sum + per_fold * size,
+            correct + jnp.sum(hits, axis=0),
+        )
+
+    def _epoch(
+        self, state: _State, x: jax.Array, y: jax.Array, order: jax.Array
+    ) -> tuple[_State, jax.Array, jax.Array]:
+        """One epoch over ``order`` (row indices; ``(n,)`` plain, ``(n, packs)`` packed)."""
+        n = order.shape[0]
+        batch = self.protocol.batch_size
+        full, tail = divmod(n, batch)
+        fold_shape = order.shape[1:]
+        carry = (state, jnp.zeros(fold_shape, jnp.float32), jnp.zeros(fold_shape, jnp.float32))
+
+        def body(i: jax.Array, carry: tuple[_State, jax.Array, jax.Array]) -> Any:
+            index = jax.lax.dynamic_slice_in_dim(order, i * batch, batch, axis=0)
+            return self._step(carry, index, x, y)
+
+        carry = jax.lax.fori_loop(0, full, body, carry, unroll=UNROLL)
+        if tail:
+            # The last, smaller batch, as in the TensorFlow loop: its own traced step.
+            carry = self._step(carry, order[full * batch :], x, y)
+        state, loss_sum, correct = carry
+        return state, loss_sum / n, correct / n
+
+    def _evaluation(
+        self,
+        trainable: Arrays,
+        non_trainable: Arrays,
+        x: jax.Array,
+        y: jax.Array,
+        mask: jax.Array,
+    ) -> tuple[jax.Array, jax.Array]:
+        """Mean loss and accuracy over the rows where ``mask`` is 1, in EVAL_BATCH chunks."""
+
+        def sums(x_chunk: jax.Array, y_chunk: jax.Array, m_chunk: jax.Array) -> jax.Array:
+            losses, hits, _ = self._forward(trainable, non_trainable, x_chunk, y_chunk, False)
+            return jnp.stack([jnp.sum(losses * m_chunk, axis=0), jnp.sum(hits * m_chunk, axis=0)])
+
+        n = x.shape[0]
+        chunks, tail = divmod(n, EVAL_BATCH)
+        total = jnp.zeros((2, *y.shape[1:]), jnp.float32)
+        if chunks:
+            cut = chunks * EVAL_BATCH
+
+            def body(total: jax.Array, chunk: tuple[jax.Array, ...]) -> tuple[jax.Array, None]:
+                return total + sums(*chunk), None
+
+            stacked = (
+                x[:cut].reshape(chunks, EVAL_BATCH, *x.shape[1:]),
+                y[:cut].reshape(chunks, EVAL_BATCH, *y.shape[1:]),
+                mask[:cut].reshape(chunks, EVAL_BATCH, *mask.shape[1:]),
+            )
+            total, _ = jax.lax.scan(body, total, stacked)
+        if tail:
+            total = total + sums(x[n - tail :], y[n - tail :], mask[n - tail :])
+        counts = jnp.sum(mask, axis=0)
+        return total[0] / counts, total[1] / counts
+
+
+class JaxTrainer(_JaxLoop):
+    """Trains one Keras model (JAX backend) repeatedly, one fold after another.
+
+    The JAX twin of the TensorFlow ``FastTrainer``: same constructor, same ``reset``,
+    ``fit`` and ``evaluate``, same batches and the same history.
+
+    Args:
+        model: The model from ``build_model``, built under ``KERAS_BACKEND=jax``.
+        protocol: The study's training protocol (batch size, optimizer, learning rate).
+    """
+
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        epochs: int,
+        validation: tuple[np.ndarray, np.ndarray],
+        seed: int,
+        on_epoch_end: EpochCallback | None = None,
+    ) -> History:
+        """Train for ``epochs`` epochs from the model's current weights.
+
+        Args:
+            x: Training images, ``(n, 784)`` float32.
+            y: Integer labels, ``(n,)``.
+            epochs: Epochs to train.
+            validation: Images and labels evaluated after every epoch.
+            seed: Seeds the per-epoch shuffles (``numpy.random.default_rng``).
+            on_epoch_end: Called with the epoch (from 1) and that epoch's logs.
+
+        Returns:
+            Keras-style history: ``loss``, ``accuracy``, ``val_loss`` and
+            ``val_accuracy``, one float per epoch.
+        """
+        x_train, y_train = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
+        x_val = jnp.asarray(validation[0], jnp.float32)
+        y_val = jnp.asarray(validation[1], jnp.int32)
+        val_mask = jnp.ones(y_val.shape, jnp.float32)
+        rng = np.random.default_rng(seed)
+        history = _new_history()
+        for epoch in range(epochs):
+            order = jnp.asarray(rng.permutation(len(y)).astype(np.int32))
+            state, loss, accuracy = self._train_epoch(self._read_state(), x_train, y_train, order)
+            self._write_state(state)
+            val_loss, val_accuracy = self._evaluate_sums(
+                state.trainable, state.non_trainable, x_val, y_val, val_mask
+            )
+            logs = {
+                "loss": float(loss),
+                "accuracy": float(accuracy),
+                "val_loss": float(val_loss),
+                "val_accuracy": float(val_accuracy),
+            }
+            for key, value in logs.items():
+                history[key].append(value)
+            if on_epoch_end:
+                on_epoch_end(epoch + 1, logs)
+        return history
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """Mean loss and accuracy of the model's current weights (inference mode).
+
+        Args:
+            x: Images, ``(n, 784)`` float32.
+            y: Integer labels, ``(n,)``.
+
+        Returns:
+            ``(loss, accuracy)``.
+        """
+        state = self._read_state()
+        y_eval = jnp.asarray(y, jnp.int32)
+        loss, accuracy = self._evaluate_sums(
+            state.trainable,
+            state.non_trainable,
+            jnp.asarray(x, jnp.float32),
+            y_eval,
+            jnp.ones(y_eval.shape, jnp.float32),
+        )
+        return float(loss), float(accuracy)
+
+
+class JaxPackedTrainer(_JaxLoop):
+    """Trains a packed model's k folds at once (JAX backend).
+
+    The JAX twin of the TensorFlow ``PackedTrainer``: the same per-fold batches (every
+    fold cut to the shortest fold's length, one batch of each fold per step) and the
+    same per-fold histories.
+
+    Args:
+        model: The model from ``build_packed_model`` (weights from ``pack_weights``),
+            built under ``KERAS_BACKEND=jax``.
+        definition: The study definition; its protocol sets batch size and optimizer.
+        packs: Number of folds packed into the model.
+    """
+
+    def __init__(self, model: keras.Model, definition: StudyDefinition, packs: int) -> None:
+        self.packs = packs
+        super().__init__(model, definition.protocol)
+
+    def fit_folds(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        splits: Sequence[tuple[np.ndarray, np.ndarray]],
+        *,
+        epochs: int,
+        seed: int,
+        on_epoch_end: EpochCallback | None = None,
+    ) -> list[History]:
+        """Train on every split at once.
+
+        Args:
+            x: All images, ``(n, 784)`` float32; the splits index into it.
+            y: All integer labels, ``(n,)``.
+            splits: One ``(train_index, validation_index)`` pair per packed fold.
+            epochs: Epochs to train.
+            seed: Seeds the per-epoch shuffles (``numpy.random.default_rng``).
+            on_epoch_end: Called with the epoch (from 1) and the folds' mean logs.
+
+        Returns:
+            One Keras-style history per split, in the order of ``splits``.
+        """
+        if len(splits) != self.packs:
+            raise ValueError(f"the model packs {self.packs} folds, got {len(splits)} splits")
+        rng = np.random.default_rng(seed)
+        x_all, y_all = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
+        shortest = min(len(train) for train, _ in splits)
+        longest_val = max(len(val) for _, val in splits)
+        # Shorter validation folds are padded by repeating rows, which the mask excludes.
+        val_index = np.stack([np.resize(val, longest_val) for _, val in splits], axis=1)
+        val_mask = np.stack(
+            [np.arange(longest_val) < len(val) for _, val in splits], axis=1
+        ).astype(np.float32)
+        val_index_device = jnp.asarray(val_index.astype(np.int32))
+        x_val, y_val = x_all[val_index_device], y_all[val_index_device]
+        val_mask_device = jnp.asarray(val_mask)
+        histories = [_new_history() for _ in splits]
+        for epoch in range(epochs):
+            order = np.stack([rng.permutation(train)[:shortest] for train, _ in splits], axis=1)
+            state, loss, accuracy = self._train_epoch(
+                self._read_state(), x_all, y_all, jnp.asarray(order.astype(np.int32))
+            )
+            self._write_state(state)
+            val_loss, val_accuracy = self._evaluate_sums(
+                state.trainable, state.non_trainable, x_val, y_val, val_mask_device
+            )
+            columns = {
+                "loss": np.asarray(loss),
+                "accuracy": np.asarray(accuracy),
+                "val_loss": np.asarray(val_loss),
+                "val_accuracy": np.asarray(val_accuracy),
+            }
+            for fold, history in enumerate(histories):
+                for key, values in columns.items():
+                    history[key].append(float(values[fold]))
+            if on_epoch_end:
+                mean = {
+                    key: float(np.mean([h[key][-1] for h in histories])) for key in histories[0]
+                }
+                on_epoch_end(epoch + 1, mean)
+        return histories
+
+
+def _softmax_output_layer(model: keras.Model) -> keras.layers.Layer | None:
+    """The output layer, if it ends in a softmax whose logits the loss should use."""
+    layer = model.layers[-1] if model.layers else None
+    if getattr(layer, "activation", None) is keras.activations.softmax:
+        return layer
+    return None
+
+
+@contextlib.contextmanager
+def _logits_traced(layer: keras.layers.Layer | None) -> Iterator[None]:
+    """While tracing, make the softmax output layer return its logits."""
+    if layer is None:
+        yield
+        return
+    layer.activation = keras.activations.linear
+    try:
+        yield
+    finally:
+        layer.activation = keras.activations.softmax
