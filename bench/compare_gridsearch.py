@@ -30,9 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from tuner.training import import_tensorflow_quietly
+from tuner.training import import_backend_quietly
 
-import_tensorflow_quietly()
+import_backend_quietly()
 
 import optuna  # noqa: E402
 import tensorflow as tf  # noqa: E402

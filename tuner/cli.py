@@ -84,6 +84,15 @@ def _quiet_libraries(verbose: bool) -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
+def _use_backend(backend: str | None) -> str:
+    """Select the Keras backend before anything imports Keras; TensorFlow loads quietly."""
+    from tuner.training import import_backend_quietly, use_backend
+
+    chosen = use_backend(backend)
+    import_backend_quietly()
+    return chosen
+
+
 def _worker_options(
     storage: str | None,
     heartbeat_interval: int,
@@ -91,6 +100,8 @@ def _worker_options(
     threads: int | None,
     gpu: int | None,
     trainer: str,
+    backend: str,
+    mix_backends: bool,
     live: bool = True,
 ) -> WorkerOptions:
     from tuner.commands import WorkerOptions
@@ -106,6 +117,8 @@ def _worker_options(
         gpu=gpu,
         live_progress=live,
         trainer=trainer,
+        backend=backend,
+        mix_backends=mix_backends,
     )
 
 
@@ -161,6 +174,18 @@ TrainerOption = Annotated[
         "model.fit (the reference)."
     ),
 ]
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Keras backend: tensorflow or jax (needs pip install 'tuner[jax]'). "
+        "Default: $KERAS_BACKEND, else tensorflow.",
+        show_default=False,
+    ),
+]
+MixBackendsOption = Annotated[
+    bool,
+    typer.Option(help="Let a study created on one backend be trained on another."),
+]
 OutOption = Annotated[Path, typer.Option(help="Folder for the report.", file_okay=False)]
 
 
@@ -207,15 +232,15 @@ def launch(
     ] = True,
     out: OutOption = Path("reports"),
     trainer: TrainerOption = TRAINERS[0],
+    backend: BackendOption = None,
+    mix_backends: MixBackendsOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Create or resume each variant's study and evaluate its whole grid.
 
     Example: tuner launch --variant 2layer --dataset fashion-mnist --epochs 2 --subset 3000
     """
-    from tuner.training import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
+    chosen_backend = _use_backend(backend)
     from tuner.commands import LaunchOptions
     from tuner.commands import launch as run_launch
     from tuner.data import DatasetSpec
@@ -224,7 +249,16 @@ def launch(
     chosen = select(load_definitions(studies), variant)
     options = LaunchOptions(
         dataset=DatasetSpec.parse(dataset, subset),
-        worker=_worker_options(storage, heartbeat_interval, max_attempts, threads, gpu, trainer),
+        worker=_worker_options(
+            storage,
+            heartbeat_interval,
+            max_attempts,
+            threads,
+            gpu,
+            trainer,
+            chosen_backend,
+            mix_backends,
+        ),
         epochs=epochs,
         study_name=study_name,
         workers=workers,
@@ -252,6 +286,8 @@ def worker(
         bool, typer.Option(help="Live progress bars when on a terminal.", hidden=True)
     ] = True,
     trainer: TrainerOption = TRAINERS[0],
+    backend: BackendOption = None,
+    mix_backends: MixBackendsOption = False,
     verbose: VerboseOption = False,
 ) -> None:
     """Join existing studies and evaluate grid points until none is left, then exit 0.
@@ -259,14 +295,20 @@ def worker(
     Everything but the storage comes from the study itself. Default: every tuner study.
     Example: TUNER_STORAGE=postgresql+psycopg://tuner:PW@db/tuner tuner worker --variant all
     """
-    from tuner.training import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
+    chosen_backend = _use_backend(backend)
     from tuner.commands import run_worker
 
     _quiet_libraries(verbose)
     options = _worker_options(
-        storage, heartbeat_interval, max_attempts, threads, gpu, trainer, live=live
+        storage,
+        heartbeat_interval,
+        max_attempts,
+        threads,
+        gpu,
+        trainer,
+        chosen_backend,
+        mix_backends,
+        live=live,
     )
     run_worker([*(variant or []), *(study_name or [])], options, console)
 
@@ -300,11 +342,10 @@ def report(
     storage: StorageOption = None,
     out: OutOption = Path("reports"),
     refit: Annotated[bool, typer.Option(help="Retrain the winners even if already done.")] = False,
+    backend: BackendOption = None,
 ) -> None:
     """Retrain each winner, test it, and write the comparison: tables, pictures, HTML."""
-    from tuner.training import import_tensorflow_quietly
-
-    import_tensorflow_quietly()
+    _use_backend(backend)
     from tuner.reporting import build_report
     from tuner.storages import resolve_url
 

@@ -14,8 +14,8 @@ def run(code: str) -> subprocess.CompletedProcess[str]:
 def test_cpu_machine_trains_on_cpu_with_capped_threads() -> None:
     result = run(
         "import tensorflow as tf\n"
-        "from tuner.training import configure_tensorflow\n"
-        "device = configure_tensorflow(threads=1)\n"
+        "from tuner.training import configure_device\n"
+        "device = configure_device(threads=1)\n"
         "print(device, tf.config.threading.get_intra_op_parallelism_threads())\n"
     )
     assert result.returncode == 0, result.stderr
@@ -26,12 +26,12 @@ def test_cpu_machine_trains_on_cpu_with_capped_threads() -> None:
 
 @pytest.mark.parametrize(
     ("call", "message"),
-    [("configure_tensorflow(gpu=7)", "--gpu 7"), ("configure_tensorflow(threads=0)", "--threads")],
+    [("configure_device(gpu=7)", "--gpu 7"), ("configure_device(threads=0)", "--threads")],
 )
 def test_bad_settings_are_user_errors(call: str, message: str) -> None:
     result = run(
         "from tuner.errors import TunerError\n"
-        "from tuner.training import configure_tensorflow\n"
+        "from tuner.training import configure_device\n"
         f"try:\n    {call}\nexcept TunerError as exc:\n    print('ERROR', exc)\n"
     )
     assert result.returncode == 0, result.stderr
@@ -43,10 +43,10 @@ def test_settings_apply_once_so_a_report_after_launch_does_not_fail() -> None:
     # TensorFlow started, which it refuses with a RuntimeError.
     result = run(
         "import tensorflow as tf\n"
-        "from tuner.training import configure_tensorflow\n"
-        "first = configure_tensorflow(threads=1)\n"
+        "from tuner.training import configure_device\n"
+        "first = configure_device(threads=1)\n"
         "tf.constant(1.0) + 1.0\n"
-        "print(first, configure_tensorflow(threads=2))\n"
+        "print(first, configure_device(threads=2))\n"
     )
     assert result.returncode == 0, result.stderr
     first, again = result.stdout.split()[-2:]

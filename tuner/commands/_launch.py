@@ -31,8 +31,10 @@ def create_studies(
             dataset=options.dataset,
             data_fingerprint=fingerprint,
             epochs=options.epochs or definition.protocol.epochs,
+            backend=options.worker.backend,
         )
-        created.append((studies.create_or_resume(storage, config), config))
+        study = studies.create_or_resume(storage, config, mix_backends=options.worker.mix_backends)
+        created.append((study, config))
     return created
 
 
@@ -65,9 +67,9 @@ def launch(definitions: list[StudyDefinition], options: LaunchOptions, console: 
         )
         return
     if options.workers == 1:
-        from tuner.training import configure_tensorflow
+        from tuner.training import configure_device
 
-        device = configure_tensorflow(options.worker.threads, options.worker.gpu)
+        device = configure_device(options.worker.threads, options.worker.gpu)
         for study, config in created:
             work_study(storage, options.worker, study, config, dataset, device, console)
     else:

@@ -28,6 +28,9 @@ def worker_command(study_names: list[str], options: WorkerOptions, threads: int)
     command += ["--heartbeat-interval", str(options.heartbeat_interval)]
     command += ["--max-attempts", str(options.max_attempts)]
     command += ["--threads", str(threads), "--trainer", options.trainer]
+    command += ["--backend", options.backend]
+    if options.mix_backends:
+        command.append("--mix-backends")
     if options.gpu is not None:
         command += ["--gpu", str(options.gpu)]
     return command
@@ -40,7 +43,7 @@ def run_local_workers(
     threads = options.threads or max(1, (os.cpu_count() or 1) // count)
     command = worker_command(study_names, options, threads)
     environment = {**os.environ, "TUNER_STORAGE": options.storage_url}
-    console.print(f"starting {count} local workers, {threads} TensorFlow thread(s) each")
+    console.print(f"starting {count} local workers, {threads} {options.backend} thread(s) each")
     workers: list[subprocess.Popen[bytes]] = []
     received: list[int] = []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from tuner.data import DatasetSpec
 from tuner.scheduling import DEFAULT_MAX_ATTEMPTS
 from tuner.storages import DEFAULT_HEARTBEAT_SECONDS
-from tuner.study import TRAINERS
+from tuner.study import BACKENDS, TRAINERS
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,9 @@ class WorkerOptions:
         gpu: GPU index to train on (None: the first visible, else the CPU).
         live_progress: Live progress bars when output is a terminal.
         trainer: ``packed``, ``fast`` or ``keras``.
+        backend: The Keras backend, ``tensorflow`` or ``jax`` (already selected for the
+            process by :func:`tuner.training.use_backend`).
+        mix_backends: Train a study created on another backend anyway.
     """
 
     storage_url: str
@@ -32,6 +35,8 @@ class WorkerOptions:
     gpu: int | None = None
     live_progress: bool = True
     trainer: str = TRAINERS[0]
+    backend: str = BACKENDS[0]
+    mix_backends: bool = False
 
 
 @dataclass(frozen=True)

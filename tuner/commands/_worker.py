@@ -61,20 +61,22 @@ def work_study(
 
 def run_worker(names: list[str], options: WorkerOptions, console: Console) -> None:
     """Work every named study (or all tuner studies) to the end, then return."""
-    from tuner.training import configure_tensorflow
+    from tuner.training import configure_device
 
     storage = open_storage(
         options.storage_url, heartbeat_interval=options.heartbeat_interval, must_exist=True
     )
     chosen = studies.resolve_study_names(storage, names)
     loaded = [studies.load(storage, name) for name in chosen]
+    for _, config in loaded:
+        studies.check_backend(config, options.backend, mix_backends=options.mix_backends)
     data = DataCache()
     # Check every study's data before claiming anything, so a bad mount fails fast.
     datasets = [
         data.verified(config.dataset, config.data_fingerprint, config.study_name)
         for _, config in loaded
     ]
-    device = configure_tensorflow(options.threads, options.gpu)
+    device = configure_device(options.threads, options.gpu)
     console.print(
         f"worker on {mask_password(options.storage_url)}, device {device}: {', '.join(chosen)}",
         highlight=False,

@@ -125,10 +125,10 @@ def _final_fit(
     stored = stored_final_fit(study)
     if stored and not refit and stored.trial_number == study.best_trial.number:
         return stored, False
-    from tuner.training import configure_tensorflow, import_tensorflow_quietly, run_final_fit
+    from tuner.training import configure_device, import_backend_quietly, run_final_fit
 
-    import_tensorflow_quietly()
-    configure_tensorflow()
+    import_backend_quietly()
+    configure_device()
     dataset = data.verified(config.dataset, config.data_fingerprint, config.study_name)
     console.print(
         f"{config.study_name}: final fit of trial {study.best_trial.number} on "

@@ -9,6 +9,7 @@ from tuner.study import schema
 from tuner.study._config import (
     FOLD_SEED,
     StudyConfig,
+    check_backend,
     check_compatible,
     create_or_resume,
     load,
@@ -16,6 +17,7 @@ from tuner.study._config import (
     tuner_study_names,
 )
 from tuner.study._definition import (
+    BACKENDS,
     OPTIMIZERS,
     TRAINERS,
     StudyDefinition,
@@ -34,6 +36,7 @@ from tuner.study._sampler import (
 )
 
 __all__ = [
+    "BACKENDS",
     "FOLD_SEED",
     "GRID_SEED",
     "OPTIMIZERS",
@@ -44,6 +47,7 @@ __all__ = [
     "StudyConfig",
     "StudyDefinition",
     "TrainingProtocol",
+    "check_backend",
     "check_compatible",
     "completed_folds",
     "create_or_resume",

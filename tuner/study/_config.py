@@ -15,7 +15,7 @@ import optuna
 from tuner.data import DatasetSpec
 from tuner.errors import TunerError
 from tuner.study import schema
-from tuner.study._definition import StudyDefinition
+from tuner.study._definition import BACKENDS, StudyDefinition
 from tuner.study._sampler import grid_sampler
 
 FOLD_SEED = 42
@@ -31,6 +31,8 @@ class StudyConfig:
     data_fingerprint: str
     epochs: int
     fold_seed: int = FOLD_SEED
+    # Studies created before backends were recorded all trained on TensorFlow.
+    backend: str = BACKENDS[0]
 
     def to_attrs(self) -> dict[str, Any]:
         return {
@@ -40,6 +42,7 @@ class StudyConfig:
             "data_fingerprint": self.data_fingerprint,
             "epochs": self.epochs,
             "fold_seed": self.fold_seed,
+            "backend": self.backend,
         }
 
     @classmethod
@@ -60,11 +63,17 @@ class StudyConfig:
             data_fingerprint=attrs["data_fingerprint"],
             epochs=int(attrs["epochs"]),
             fold_seed=int(attrs["fold_seed"]),
+            backend=str(attrs.get("backend", BACKENDS[0])),
         )
 
 
-def create_or_resume(storage: optuna.storages.BaseStorage, config: StudyConfig) -> optuna.Study:
-    """Create the study, or load it after checking it was made under the same conditions."""
+def create_or_resume(
+    storage: optuna.storages.BaseStorage, config: StudyConfig, *, mix_backends: bool = False
+) -> optuna.Study:
+    """Create the study, or load it after checking it was made under the same conditions.
+
+    ``mix_backends`` lets a study created on one Keras backend be resumed on another.
+    """
     study = optuna.create_study(
         storage=storage,
         study_name=config.study_name,
@@ -76,7 +85,7 @@ def create_or_resume(storage: optuna.storages.BaseStorage, config: StudyConfig) 
         for key, value in config.to_attrs().items():
             study.set_user_attr(schema.STUDY_PREFIX + key, value)
         return study
-    check_compatible(StudyConfig.from_study(study), config)
+    check_compatible(StudyConfig.from_study(study), config, mix_backends=mix_backends)
     return study
 
 
@@ -96,9 +105,19 @@ def load(storage: optuna.storages.BaseStorage, study_name: str) -> tuple[optuna.
     return study, config
 
 
-def check_compatible(stored: StudyConfig, wanted: StudyConfig) -> None:
+def check_compatible(
+    stored: StudyConfig, wanted: StudyConfig, *, mix_backends: bool = False
+) -> None:
     """Refuse to mix trials trained under different conditions in one study."""
     differences = []
+    if not mix_backends:
+        try:
+            check_backend(stored, wanted.backend)
+        except TunerError:
+            differences.append(
+                f"backend (stored {stored.backend}, now {wanted.backend}; "
+                "--mix-backends accepts both)"
+            )
     if stored.definition.fingerprint() != wanted.definition.fingerprint():
         differences.append("study definition (grid, model or protocol)")
     if stored.dataset != wanted.dataset:
@@ -113,6 +132,20 @@ def check_compatible(stored: StudyConfig, wanted: StudyConfig) -> None:
         raise TunerError(
             f"study '{stored.study_name}' already exists with a different "
             f"{'; '.join(differences)}; pass --study-name NEW to start a separate study"
+        )
+
+
+def check_backend(config: StudyConfig, backend: str, *, mix_backends: bool = False) -> None:
+    """Refuse to train a study's points on another Keras backend than it was created on.
+
+    Float rounding differs between backends, so mixing them puts slightly differently
+    computed points in one ranking; ``mix_backends`` accepts that knowingly.
+    """
+    if backend != config.backend and not mix_backends:
+        raise TunerError(
+            f"study '{config.study_name}' trains on {config.backend}, this worker on {backend}: "
+            f"set KERAS_BACKEND={config.backend} (or --backend {config.backend}), or pass "
+            "--mix-backends to accept both in one study"
         )
 
 

@@ -34,6 +34,8 @@ HOST = "host"
 PID = "pid"
 DEVICE = "device"
 TRAINER = "trainer"
+BACKEND = "backend"
+"""The Keras backend that trained the trial (``tensorflow`` or ``jax``); also on the study."""
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 """The per-epoch curves of every fold and of the final fit."""
 

@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tuner.training._backend import active_backend, training_loops, use_backend
     from tuner.training._cross_validation import (
         CrossValidation,
         FoldTrainer,
@@ -27,10 +28,13 @@ if TYPE_CHECKING:
         expected_parameter_count,
         pack_weights,
     )
-    from tuner.training._runtime import configure_tensorflow, import_tensorflow_quietly
+    from tuner.training._runtime import configure_device, import_backend_quietly
     from tuner.training._tf_loops import FastTrainer, PackedTrainer
 
 _LOCATIONS = {
+    "active_backend": "_backend",
+    "training_loops": "_backend",
+    "use_backend": "_backend",
     "CrossValidation": "_cross_validation",
     "FoldTrainer": "_cross_validation",
     "NonFiniteLossError": "_cross_validation",
@@ -43,8 +47,8 @@ _LOCATIONS = {
     "build_packed_model": "_models",
     "expected_parameter_count": "_models",
     "pack_weights": "_models",
-    "configure_tensorflow": "_runtime",
-    "import_tensorflow_quietly": "_runtime",
+    "configure_device": "_runtime",
+    "import_backend_quietly": "_runtime",
     "FastTrainer": "_tf_loops",
     "PackedTrainer": "_tf_loops",
 }
@@ -57,14 +61,17 @@ __all__ = [
     "PackedDense",
     "PackedTrainer",
     "TrainingListener",
+    "active_backend",
     "build_model",
     "build_packed_model",
-    "configure_tensorflow",
+    "configure_device",
     "expected_parameter_count",
     "fold_seed",
-    "import_tensorflow_quietly",
+    "import_backend_quietly",
     "pack_weights",
     "run_final_fit",
+    "training_loops",
+    "use_backend",
     "weight_quantiles",
 ]
 

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import zlib
-from typing import Protocol
+from typing import Any, Protocol
 
 import keras
 import numpy as np
@@ -21,8 +21,8 @@ from tuner.data import Dataset
 from tuner.errors import PermanentTrialError
 from tuner.scheduling import ClaimedTrial, TrialRecorder
 from tuner.study import TRAINERS, FoldResult, StudyDefinition, schema
+from tuner.training._backend import active_backend, training_loops
 from tuner.training._models import build_model, build_packed_model, pack_weights
-from tuner.training._tf_loops import FastTrainer, PackedTrainer
 
 HISTORY_KEYS = schema.HISTORY_KEYS
 
@@ -56,8 +56,8 @@ def fold_seed(base_seed: int, units: tuple[int, ...], fold: int) -> int:
 class FoldTrainer:
     """Trains the folds of one grid point, each from its own seeded initial weights.
 
-    ``packed`` (the default) trains the folds together (:class:`PackedTrainer`); ``fast``
-    is :class:`FastTrainer` per fold, traced once per grid point (also
+    ``packed`` (the default) trains the folds together (the backend's packed loop); ``fast``
+    is the backend's single-model loop per fold, traced once per grid point (also
     used for a single remaining fold); ``keras`` is a plain ``model.fit`` per fold, kept
     as the reference the benchmark compares against.
     """
@@ -66,7 +66,7 @@ class FoldTrainer:
         if kind not in TRAINERS:
             raise ValueError(f"unknown trainer {kind!r}; choose one of {', '.join(TRAINERS)}")
         self.definition, self.units, self.kind = definition, units, kind
-        self._fast: FastTrainer | None = None
+        self._fast: Any = None
 
     def _fit(
         self,
@@ -93,7 +93,8 @@ class FoldTrainer:
                 callbacks=callbacks,
             ).history
         if self._fast is None:
-            self._fast = FastTrainer(model, self.definition.protocol)
+            single, _ = training_loops()
+            self._fast = single(model, self.definition.protocol)
         else:
             self._fast.reset(model.get_weights())
         return self._fast.fit(
@@ -129,7 +130,8 @@ class FoldTrainer:
         )
         if listener:
             listener.fold_started(folds[0] + 1, n_folds, epochs, packed=len(folds))
-        histories = PackedTrainer(model, self.definition, len(folds)).fit_folds(
+        _, packed = training_loops()
+        histories = packed(model, self.definition, len(folds)).fit_folds(
             dataset.x_train,
             dataset.y_train,
             [splits[f] for f in folds],
@@ -223,6 +225,7 @@ class CrossValidation:
                 schema.PID: os.getpid(),
                 schema.DEVICE: self.device,
                 schema.TRAINER: self.trainer,
+                schema.BACKEND: active_backend(),
             }
         )
         started = time.perf_counter()

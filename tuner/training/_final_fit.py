@@ -20,9 +20,9 @@ import optuna
 from tuner.data import Dataset
 from tuner.errors import TunerError
 from tuner.study import FinalFit, StudyConfig, schema
+from tuner.training._backend import training_loops
 from tuner.training._cross_validation import fold_seed
 from tuner.training._models import build_model
-from tuner.training._tf_loops import FastTrainer
 
 QUANTILES = 201
 
@@ -64,7 +64,8 @@ def run_final_fit(
     units = config.definition.units_of(best.params)
     started = time.perf_counter()
     model = build_model(config.definition, units, seed=fold_seed(config.fold_seed, units, -1))
-    trainer = FastTrainer(model, config.definition.protocol)
+    single, _ = training_loops()
+    trainer = single(model, config.definition.protocol)
     history = trainer.fit(
         dataset.x_train,
         dataset.y_train,

@@ -1,7 +1,7 @@
-"""TensorFlow process settings: which device a worker trains on, and how many threads.
+"""Process settings of the training backend: which device a worker trains on, and threads.
 
-They must be applied before TensorFlow runs its first op, so the CLI calls
-:func:`configure_tensorflow` before loading any model.
+They must be applied before the backend runs its first op, so workers call
+:func:`configure_device` before loading any model.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 
 from tuner.errors import TunerError
+from tuner.training._backend import active_backend
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,9 @@ def native_stderr_hidden() -> Iterator[None]:
         os.close(saved)
 
 
-def import_tensorflow_quietly() -> None:
-    if "tensorflow" not in sys.modules:
+def import_backend_quietly() -> None:
+    """Import TensorFlow now, its start-up chatter hidden, when it is the backend."""
+    if active_backend() == "tensorflow" and "tensorflow" not in sys.modules:
         with native_stderr_hidden(), contextlib.suppress(ImportError):
             import tensorflow  # noqa: F401
 
@@ -45,15 +47,20 @@ def import_tensorflow_quietly() -> None:
 _configured_device: str | None = None
 
 
-def configure_tensorflow(threads: int | None = None, gpu: int | None = None) -> str:
-    """Pin this process to one GPU (with memory growth, so workers can share it) or the CPU.
+def configure_device(threads: int | None = None, gpu: int | None = None) -> str:
+    """Pin this process to one GPU (memory taken as needed, so workers can share it) or the CPU.
 
     Returns the logical device name training will use, e.g. ``GPU:0`` or ``CPU:0``.
-    Applied once per process: TensorFlow refuses these settings after its first op, so a
+    Applied once per process: backends refuse these settings after their first op, so a
     later call (the report after a launch) gets the device chosen the first time.
     """
     global _configured_device
     if _configured_device is not None:
+        return _configured_device
+    if threads is not None and threads <= 0:
+        raise TunerError(f"--threads must be positive, got {threads}")
+    if active_backend() == "jax":
+        _configured_device = _configure_jax(threads, gpu)
         return _configured_device
     import tensorflow as tf
 
@@ -61,8 +68,6 @@ def configure_tensorflow(threads: int | None = None, gpu: int | None = None) -> 
     # "excessive retracing" warning misreads that as a bug.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if threads is not None:
-        if threads <= 0:
-            raise TunerError(f"--threads must be positive, got {threads}")
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
     with native_stderr_hidden():
@@ -81,3 +86,27 @@ def configure_tensorflow(threads: int | None = None, gpu: int | None = None) -> 
     _configured_device = "GPU:0" if gpus else "CPU:0"
     log.info("training on %s (%s)", _configured_device, gpus[0].name if gpus else "CPU")
     return _configured_device
+
+
+def _configure_jax(threads: int | None, gpu: int | None) -> str:
+    if "jax" not in sys.modules:
+        # Like TensorFlow's memory growth: without it the first worker takes 75% of the card.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        if threads is not None:
+            flags = os.environ.get("XLA_FLAGS", "")
+            os.environ["XLA_FLAGS"] = (
+                f"{flags} --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
+            ).strip()
+    import jax
+
+    gpus = [device for device in jax.devices() if device.platform == "gpu"]
+    if gpu is not None:
+        if gpu < 0 or gpu >= len(gpus):
+            raise TunerError(
+                f"--gpu {gpu}: this machine has {len(gpus)} visible GPU(s); "
+                "pick an index below that, or leave --gpu out to use the CPU/default"
+            )
+        jax.config.update("jax_default_device", gpus[gpu])
+    device = "GPU:0" if gpus else "CPU:0"
+    log.info("training on %s with JAX (%s)", device, gpus[gpu or 0] if gpus else "CPU")
+    return device

@@ -1,0 +1,56 @@
+"""Which Keras backend trains in this process: TensorFlow (the default) or JAX.
+
+Keras reads ``KERAS_BACKEND`` once, when it is first imported, so the choice is made
+before anything imports Keras and cannot change afterwards. Everything backend-specific
+is the small epoch loop of each backend (:mod:`tuner.training._tf_loops`,
+:mod:`tuner.training._jax_loops`); models are Keras layers and ``keras.ops``, shared.
+With the JAX backend nothing imports TensorFlow, so tuner runs where it is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from tuner.errors import TunerError
+from tuner.study import BACKENDS
+
+DEFAULT_BACKEND = BACKENDS[0]
+
+
+def active_backend() -> str:
+    """The backend this process trains on: ``$KERAS_BACKEND``, else TensorFlow."""
+    return os.environ.get("KERAS_BACKEND") or DEFAULT_BACKEND
+
+
+def use_backend(name: str | None) -> str:
+    """Choose this process's backend (None: ``$KERAS_BACKEND``, else TensorFlow).
+
+    Raises:
+        TunerError: The name is unknown, or Keras already runs on another backend.
+    """
+    chosen = name or active_backend()
+    if chosen not in BACKENDS:
+        raise TunerError(f"unknown backend '{chosen}'; choose one of {', '.join(BACKENDS)}")
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != chosen:
+            raise TunerError(
+                f"Keras already runs on {keras.backend.backend()} in this process; "
+                f"set KERAS_BACKEND={chosen} before starting it"
+            )
+    os.environ["KERAS_BACKEND"] = chosen
+    return chosen
+
+
+def training_loops() -> tuple[Any, Any]:
+    """The (single-model, packed-folds) trainer classes of the active backend."""
+    if active_backend() == "jax":
+        from tuner.training._jax_loops import JaxPackedTrainer, JaxTrainer
+
+        return JaxTrainer, JaxPackedTrainer
+    from tuner.training._tf_loops import FastTrainer, PackedTrainer
+
+    return FastTrainer, PackedTrainer
