@@ -45,7 +45,7 @@ def test_launch_and_report_on_jax_without_tensorflow(
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert {t.user_attrs[schema.BACKEND] for t in trials} == {"jax"}
-    assert study.user_attrs[schema.STUDY_PREFIX + "backend"] == "jax"
+    assert study.user_attrs[schema.STUDY_BACKEND] == "jax"
     assert max(t.value for t in trials) > 0.3  # it learned
     assert (tmp_path / "reports" / "report.html").is_file()
     assert (tmp_path / "reports" / "tiny" / "final.keras").is_file()

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tuner.storages import open_storage
-from tuner.storages._optuna_internals import stale_trial_ids
+from tuner.storages._optuna_internals import find_stale_trials
 
 
 def test_rdb_storage_still_has_the_private_stale_trial_query() -> None:
@@ -22,7 +22,7 @@ def test_rdb_storage_still_has_the_private_stale_trial_query() -> None:
     )
 
 
-def test_stale_trial_ids_are_running_trials_past_the_grace_period(tmp_path: Path) -> None:
+def test_stale_trials_are_running_trials_past_the_grace_period(tmp_path: Path) -> None:
     storage = open_storage(f"sqlite:///{tmp_path / 'i.db'}", heartbeat_interval=1, grace_period=1)
     study = optuna.create_study(storage=storage, study_name="s")
     study_id = storage.get_study_id_from_name("s")
@@ -34,5 +34,5 @@ def test_stale_trial_ids_are_running_trials_past_the_grace_period(tmp_path: Path
     storage.set_trial_state_values(finished, state=TrialState.COMPLETE, values=[1.0])
     time.sleep(2.5)
     storage.record_heartbeat(alive)
-    assert stale_trial_ids(storage, study_id) == [dead]
+    assert find_stale_trials(storage, study_id) == [dead]
     assert study.trials[dead].state == TrialState.RUNNING  # reporting it changes nothing

@@ -22,7 +22,7 @@ class Heartbeat:
         self, storage: optuna.storages.RDBStorage, trial_ids: Iterable[int], interval: float
     ) -> None:
         self.storage, self.interval = storage, interval
-        self._trial_ids = set(trial_ids)
+        self._held = set(trial_ids)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="tuner-heartbeat", daemon=True)
@@ -38,12 +38,12 @@ class Heartbeat:
     def release(self, trial_id: int) -> None:
         """Stop beating for a trial that has finished."""
         with self._lock:
-            self._trial_ids.discard(trial_id)
+            self._held.discard(trial_id)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.interval):
             with self._lock:
-                held = sorted(self._trial_ids)
+                held = sorted(self._held)
             for trial_id in held:
                 try:
                     self.storage.record_heartbeat(trial_id)

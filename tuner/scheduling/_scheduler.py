@@ -39,7 +39,7 @@ from tuner.progress import format_units
 from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, GridState
 from tuner.scheduling._heartbeat import Heartbeat
 from tuner.storages import DEFAULT_HEARTBEAT_SECONDS, claim_lock, with_retries
-from tuner.storages._optuna_internals import stale_trial_ids
+from tuner.storages._optuna_internals import find_stale_trials
 from tuner.study import FoldResult, StudyDefinition, completed_folds, running_trial_template, schema
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class GridScheduler:
         re-claimed in one step.
         """
         reaped = []
-        for trial_id in stale_trial_ids(self.storage, self.study_id):
+        for trial_id in find_stale_trials(self.storage, self.study_id):
             try:
                 self.storage.set_trial_system_attr(trial_id, schema.FAIL_REASON, "stale heartbeat")
                 self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)

@@ -13,6 +13,6 @@ from __future__ import annotations
 import optuna
 
 
-def stale_trial_ids(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:
+def find_stale_trials(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:
     """RUNNING trials of the study whose last heartbeat is older than the grace period."""
     return storage._get_stale_trial_ids(study_id)

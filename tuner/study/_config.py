@@ -35,35 +35,33 @@ class StudyConfig:
     backend: str = BACKENDS[0]
 
     def to_attrs(self) -> dict[str, Any]:
+        """The study user attributes that record this config."""
         return {
-            "definition": self.definition.to_dict(),
-            "definition_hash": self.definition.fingerprint(),
-            "dataset": self.dataset.to_dict(),
-            "data_fingerprint": self.data_fingerprint,
-            "epochs": self.epochs,
-            "fold_seed": self.fold_seed,
-            "backend": self.backend,
+            schema.DEFINITION: self.definition.to_dict(),
+            schema.DEFINITION_HASH: self.definition.fingerprint(),
+            schema.DATASET: self.dataset.to_dict(),
+            schema.DATA_FINGERPRINT: self.data_fingerprint,
+            schema.EPOCHS: self.epochs,
+            schema.FOLD_SEED: self.fold_seed,
+            schema.STUDY_BACKEND: self.backend,
         }
 
     @classmethod
     def from_study(cls, study: optuna.Study) -> StudyConfig:
-        attrs = {
-            key[len(schema.STUDY_PREFIX) :]: value
-            for key, value in study.user_attrs.items()
-            if key.startswith(schema.STUDY_PREFIX)
-        }
-        if "definition" not in attrs:
+        """The config recorded on a study; a clear error for a study tuner did not create."""
+        attrs = study.user_attrs
+        if schema.DEFINITION not in attrs:
             raise TunerError(
                 f"study '{study.study_name}' was not created by tuner (no definition recorded)"
             )
         return cls(
             study_name=study.study_name,
-            definition=StudyDefinition.from_dict(attrs["definition"]),
-            dataset=DatasetSpec.from_dict(attrs["dataset"]),
-            data_fingerprint=attrs["data_fingerprint"],
-            epochs=int(attrs["epochs"]),
-            fold_seed=int(attrs["fold_seed"]),
-            backend=str(attrs.get("backend", BACKENDS[0])),
+            definition=StudyDefinition.from_dict(attrs[schema.DEFINITION]),
+            dataset=DatasetSpec.from_dict(attrs[schema.DATASET]),
+            data_fingerprint=attrs[schema.DATA_FINGERPRINT],
+            epochs=int(attrs[schema.EPOCHS]),
+            fold_seed=int(attrs[schema.FOLD_SEED]),
+            backend=str(attrs.get(schema.STUDY_BACKEND, BACKENDS[0])),
         )
 
 
@@ -83,7 +81,7 @@ def create_or_resume(
     )
     if not any(key.startswith(schema.STUDY_PREFIX) for key in study.user_attrs):
         for key, value in config.to_attrs().items():
-            study.set_user_attr(schema.STUDY_PREFIX + key, value)
+            study.set_user_attr(key, value)
         return study
     check_compatible(StudyConfig.from_study(study), config, mix_backends=mix_backends)
     return study

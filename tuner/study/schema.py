@@ -43,6 +43,12 @@ HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 STUDY_PREFIX = "tuner."
 """Prefix of every study attribute tuner writes; its presence marks a tuner study."""
 DEFINITION = STUDY_PREFIX + "definition"
+DEFINITION_HASH = STUDY_PREFIX + "definition_hash"
+DATASET = STUDY_PREFIX + "dataset"
+DATA_FINGERPRINT = STUDY_PREFIX + "data_fingerprint"
+EPOCHS = STUDY_PREFIX + "epochs"
+FOLD_SEED = STUDY_PREFIX + "fold_seed"
+STUDY_BACKEND = STUDY_PREFIX + "backend"
 FINAL_FIT = STUDY_PREFIX + "final_fit"
 DASHBOARD_ARTIFACTS = STUDY_PREFIX + "dashboard_artifacts"
 
