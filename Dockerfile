@@ -1,12 +1,19 @@
-# tuner worker image: GPU-capable TensorFlow (CUDA libraries from PyPI), PostgreSQL driver,
-# and Debian's Fashion-MNIST so the image works without network access to datasets.
-# No credential is baked in: the storage URL arrives at run time in TUNER_STORAGE.
+# tuner image: workers, the one-shot launch and the dashboard all run it.
+#   BACKEND=tensorflow (default) or jax: the Keras backend workers train on.
+#   DEVICE=cpu (default) or gpu: gpu adds the CUDA libraries from PyPI (several GB);
+#   a CPU image carries none of them.
+# Debian's Fashion-MNIST is baked in so the image works without network access to
+# datasets. No credential is baked in: the storage URL arrives at run time in TUNER_STORAGE.
 FROM python:3.11-slim-bookworm
+
+ARG BACKEND=tensorflow
+ARG DEVICE=cpu
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
+    KERAS_BACKEND=${BACKEND} \
     TUNER_STUDIES=/app/studies \
     TUNER_ARTIFACTS=/artifacts
 
@@ -17,7 +24,14 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY tuner ./tuner
-RUN pip install '.[postgres,gpu]'
+RUN case "${BACKEND}-${DEVICE}" in \
+        tensorflow-cpu) extras=postgres,mysql ;; \
+        tensorflow-gpu) extras=postgres,mysql,gpu ;; \
+        jax-cpu) extras=postgres,mysql,jax ;; \
+        jax-gpu) extras=postgres,mysql,jax-gpu ;; \
+        *) echo "BACKEND must be tensorflow or jax, DEVICE cpu or gpu" >&2; exit 1 ;; \
+    esac \
+    && pip install ".[${extras}]"
 COPY studies ./studies
 
 RUN useradd --create-home --uid 1000 tuner && mkdir -p /artifacts && chown tuner /artifacts

@@ -55,11 +55,11 @@ def test_services_and_their_wiring() -> None:
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
 
     worker = SERVICES["worker"]
-    assert worker["build"] == "." and worker["restart"] == "on-failure"
+    assert worker["build"]["context"] == "." and worker["restart"] == "on-failure"
     assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert worker["depends_on"]["launch"]["condition"] == "service_completed_successfully"
-    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
-    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    # CPU by default: the base file runs on a host without GPUs, unedited.
+    assert "deploy" not in worker
     assert "container_name" not in worker  # would forbid --scale worker=N
     assert not worker.get("ports")  # scaled workers must not fight over a host port
 
@@ -68,6 +68,35 @@ def test_services_and_their_wiring() -> None:
     for name in ("launch", "worker", "dashboard"):
         assert SERVICES[name]["command"][0] in SUBCOMMANDS
         assert "TUNER_STORAGE" in SERVICES[name]["environment"]
+
+
+def test_gpu_override_shares_the_cards_between_scaled_workers() -> None:
+    override = yaml.safe_load((ROOT / "docker-compose.gpu.yml").read_text())
+    worker = override["services"]["worker"]
+    (device,) = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and "gpu" in device["capabilities"]
+    # "all", not a count: --scale worker=N must not demand N GPUs.
+    assert device["count"] == "all"
+    assert worker["build"]["args"]["DEVICE"] == "gpu"
+
+
+def test_backend_and_device_are_build_arguments() -> None:
+    args = SERVICES["worker"]["build"]["args"]
+    assert interpolate(args["BACKEND"], {}) == "tensorflow"
+    assert interpolate(args["BACKEND"], {"TUNER_BACKEND": "jax"}) == "jax"
+    assert interpolate(args["DEVICE"], {}) == "cpu"
+    environment = SERVICES["worker"]["environment"]
+    assert interpolate(environment["KERAS_BACKEND"], {"TUNER_BACKEND": "jax"}) == "jax"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ARG BACKEND=tensorflow" in dockerfile and "ARG DEVICE=cpu" in dockerfile
+    assert "KERAS_BACKEND=${BACKEND}" in dockerfile
+    extras = re.findall(r"(\w+-\w+)\) extras=([\w,-]+)", dockerfile)
+    assert dict(extras) == {
+        "tensorflow-cpu": "postgres,mysql",
+        "tensorflow-gpu": "postgres,mysql,gpu",
+        "jax-cpu": "postgres,mysql,jax",
+        "jax-gpu": "postgres,mysql,jax-gpu",
+    }
 
 
 def test_dashboard_is_published_on_loopback_only() -> None:
@@ -88,9 +117,9 @@ def test_no_credentials_are_baked_in() -> None:
         interpolate(SERVICES["worker"]["environment"]["TUNER_STORAGE"], {})
 
 
-def test_dockerfile_installs_gpu_tensorflow_and_runs_tuner() -> None:
+def test_dockerfile_runs_tuner_as_a_user() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "'.[postgres,gpu]'" in dockerfile
+    assert 'pip install ".[${extras}]"' in dockerfile
     assert 'ENTRYPOINT ["tuner"]' in dockerfile
     assert "USER tuner" in dockerfile
     assert "dataset-fashion-mnist" in dockerfile
