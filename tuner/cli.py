@@ -97,6 +97,7 @@ def _worker_options(
     storage: str | None,
     heartbeat_interval: int,
     max_attempts: int,
+    max_stale_attempts: int,
     threads: int | None,
     gpu: int | None,
     trainer: str,
@@ -113,6 +114,7 @@ def _worker_options(
         storage_url=resolve_url(storage),
         heartbeat_interval=heartbeat_interval,
         max_attempts=max_attempts,
+        max_stale_attempts=max_stale_attempts,
         threads=threads,
         gpu=gpu,
         live_progress=live,
@@ -157,6 +159,14 @@ HeartbeatOption = Annotated[
 ]
 MaxAttemptsOption = Annotated[
     int, typer.Option(help="Failed attempts per grid point before giving up on it.", min=1)
+]
+MaxStaleAttemptsOption = Annotated[
+    int,
+    typer.Option(
+        help="Attempts per grid point whose worker vanished (SIGKILL, OOM, a lost or "
+        "preempted machine) before giving up on it.",
+        min=1,
+    ),
 ]
 ThreadsOption = Annotated[
     int | None, typer.Option(help="TensorFlow threads per worker process.", min=1)
@@ -225,6 +235,7 @@ def launch(
     ] = 1,
     heartbeat_interval: HeartbeatOption = 10,
     max_attempts: MaxAttemptsOption = 3,
+    max_stale_attempts: MaxStaleAttemptsOption = 6,
     threads: ThreadsOption = None,
     gpu: GpuOption = None,
     report: Annotated[
@@ -253,6 +264,7 @@ def launch(
             storage,
             heartbeat_interval,
             max_attempts,
+            max_stale_attempts,
             threads,
             gpu,
             trainer,
@@ -280,6 +292,7 @@ def worker(
     storage: StorageOption = None,
     heartbeat_interval: HeartbeatOption = 10,
     max_attempts: MaxAttemptsOption = 3,
+    max_stale_attempts: MaxStaleAttemptsOption = 6,
     threads: ThreadsOption = None,
     gpu: GpuOption = None,
     live: Annotated[
@@ -303,6 +316,7 @@ def worker(
         storage,
         heartbeat_interval,
         max_attempts,
+        max_stale_attempts,
         threads,
         gpu,
         trainer,
@@ -327,7 +341,7 @@ def status(storage: StorageOption = None) -> None:
     if not names:
         console.print("no tuner studies in this storage yet")
         return
-    render_status(console, [study_status(load(opened, name)[0]) for name in names])
+    render_status(console, [study_status(opened, load(opened, name)[0]) for name in names])
 
 
 @app.command()

@@ -81,12 +81,17 @@ def assert_exactly_once(all_trials: list[optuna.trial.FrozenTrial]) -> None:
     assert sorted(t.system_attrs[GRID_ID] for t in complete) == list(range(9))
 
 
-def wait_for_running(url: str, timeout: float = 120) -> optuna.trial.FrozenTrial:
+def wait_for_running(
+    url: str, worker: subprocess.Popen[str], timeout: float = 120
+) -> optuna.trial.FrozenTrial:
+    """The first RUNNING trial; fails at once, with its output, if the worker exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         running = [t for t in trials(url) if t.state == TrialState.RUNNING and t.params]
         if running:
             return running[0]
+        if worker.poll() is not None:
+            raise AssertionError(f"worker exited {worker.returncode}: {worker.communicate()}")
         time.sleep(0.3)
     raise AssertionError("no trial started")
 
@@ -101,7 +106,7 @@ def frozen_while_running(
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        wait_for_running(url, timeout=deadline - time.monotonic())
+        wait_for_running(url, worker, timeout=deadline - time.monotonic())
         worker.send_signal(signal.SIGSTOP)
         running = [t for t in trials(url) if t.state == TrialState.RUNNING]
         if running:
@@ -158,7 +163,7 @@ def test_sigterm_gives_the_point_back(
 ) -> None:
     create_study(postgres_url, nine, synthetic_npz, tmp_path, epochs=150)
     worker = start_worker(tuner_processes, postgres_url, tmp_path)
-    stopped = wait_for_running(postgres_url)
+    stopped = wait_for_running(postgres_url, worker)
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=60)
@@ -229,7 +234,7 @@ def test_status_shows_the_live_picture(
     create_study(url, nine, synthetic_npz, tmp_path, epochs=150)
     worker = start_worker(tuner_processes, url, tmp_path)
     try:
-        running = wait_for_running(url)
+        running = wait_for_running(url, worker)
         result = run_tuner("status", "--storage", url, cwd=tmp_path)
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -248,7 +253,7 @@ def test_postgres_restart_mid_trial_loses_nothing(
     url = postgres_server.new_database()
     create_study(url, nine, synthetic_npz, tmp_path, epochs=8)
     worker = start_worker(tuner_processes, url, tmp_path, "--heartbeat-interval", "2")
-    wait_for_running(url)
+    wait_for_running(url, worker)
     postgres_server.restart(down_seconds=3)
     _, stderr = worker.communicate(timeout=600)
     assert worker.returncode == 0, stderr

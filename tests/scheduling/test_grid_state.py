@@ -42,3 +42,12 @@ def test_grid_state_counts() -> None:
     assert state.given_up(max_attempts=3) == [3]
     assert state.given_up(max_attempts=1) == [2, 3]
     assert state.waiting(max_attempts=1) == [4, 5]
+
+
+def test_lost_workers_count_against_their_own_budget() -> None:
+    stale = {schema.FAIL_REASON: schema.STALE_REASON}
+    trials = [frozen(0, TrialState.FAIL, **stale) for _ in range(3)]
+    state = GridState.of([*trials, frozen(1, TrialState.FAIL)], grid_size=2, max_stale_attempts=4)
+    assert state.stale[0] == 3 and state.failures[0] == 0
+    assert state.given_up(max_attempts=1) == [1]
+    assert GridState.of(trials, grid_size=2, max_stale_attempts=3).given_up(3) == [0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import optuna
@@ -156,3 +157,54 @@ def test_a_result_reaped_while_training_is_dropped_when_the_point_was_retaken(
 def test_claim_count_must_be_positive(tiny: TinyStudy) -> None:
     with pytest.raises(ValueError, match="positive"):
         tiny.scheduler().claim(0)
+
+
+def test_a_running_trial_that_never_beat_is_reaped_after_the_grace_period(
+    tiny: TinyStudy,
+) -> None:
+    # A claim whose first heartbeat write failed: RUNNING, no heartbeat, long started.
+    from tuner.study import running_trial_template
+
+    template = running_trial_template(tiny.study, tiny.config.definition, grid_id=0)
+    template.datetime_start = datetime.datetime.now() - datetime.timedelta(minutes=5)
+    study_id = tiny.storage.get_study_id_from_name("tiny")
+    orphan = tiny.storage.create_new_trial(study_id, template_trial=template)
+    recent = tiny.storage.create_new_trial(
+        study_id, template_trial=running_trial_template(tiny.study, tiny.config.definition, 1)
+    )
+    assert tiny.scheduler().reap_stale() == [orphan]  # the fresh one may still beat
+    assert by_id(tiny)[orphan].system_attrs[schema.FAIL_REASON] == schema.STALE_REASON
+    assert by_id(tiny)[recent].state == TrialState.RUNNING
+
+
+def test_writes_refused_after_reaping_are_kept_and_salvaged(tiny: TinyStudy) -> None:
+    scheduler = tiny.scheduler()
+    (claim,), _ = scheduler.claim(1)
+    recorder = scheduler.recorder(claim)
+    recorder.set_user_attrs(**{schema.fold_key(0): {"accuracy": 0.6}})
+    time.sleep(3.5)  # the worker froze past the grace period
+    assert tiny.scheduler().reap_stale() == [claim.trial_id]
+    # Training went on: these writes are refused by the storage but must not be lost.
+    recorder.set_user_attrs(**{schema.FOLD_ACCURACIES: [0.6, 0.7, 0.8]})
+    recorder.report(0.7, step=2)
+    assert recorder.reaped
+    assert scheduler.complete(claim, 0.7, recorder)
+    (kept,) = tiny.study.get_trials(states=(TrialState.COMPLETE,))
+    assert kept.user_attrs[schema.fold_key(0)] == {"accuracy": 0.6}
+    assert kept.user_attrs[schema.FOLD_ACCURACIES] == [0.6, 0.7, 0.8]
+    assert kept.intermediate_values == {2: 0.7}
+    assert kept.system_attrs[schema.GRID_ID] == claim.grid_id
+
+
+def test_lost_workers_have_their_own_attempt_budget(tiny: TinyStudy) -> None:
+    scheduler = tiny.scheduler(max_attempts=1, max_stale_attempts=2)
+    for attempt in range(2):
+        (claim,), _ = scheduler.claim(1)
+        assert claim.grid_id == 0, attempt
+        time.sleep(3.5)  # its worker vanished
+        assert tiny.scheduler().reap_stale() == [claim.trial_id]
+    # Two lost workers did not use up the one attempt allowed for errors...
+    state = scheduler.grid_state()
+    assert state.failures[0] == 0 and state.stale[0] == 2
+    # ...but two is this study's budget for lost workers.
+    assert state.given_up(1) == [0]

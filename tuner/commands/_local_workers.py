@@ -27,6 +27,7 @@ def worker_command(study_names: list[str], options: WorkerOptions, threads: int)
         command += ["--study-name", name]
     command += ["--heartbeat-interval", str(options.heartbeat_interval)]
     command += ["--max-attempts", str(options.max_attempts)]
+    command += ["--max-stale-attempts", str(options.max_stale_attempts)]
     command += ["--threads", str(threads), "--trainer", options.trainer]
     command += ["--backend", options.backend]
     if options.mix_backends:

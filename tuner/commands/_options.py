@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.data import DatasetSpec
-from tuner.scheduling import DEFAULT_MAX_ATTEMPTS
+from tuner.scheduling import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_STALE_ATTEMPTS
 from tuner.storages import DEFAULT_HEARTBEAT_SECONDS
 from tuner.study import BACKENDS, TRAINERS
 
@@ -18,7 +18,9 @@ class WorkerOptions:
     Attributes:
         storage_url: The Optuna storage URL (may hold a password: never print it raw).
         heartbeat_interval: Seconds between heartbeats; a trial is stale after 3.
-        max_attempts: Failed attempts per grid point before it is given up.
+        max_attempts: Failed attempts (errors) per grid point before it is given up.
+        max_stale_attempts: Attempts per grid point whose worker vanished (SIGKILL, OOM,
+            preemption) before it is given up.
         threads: TensorFlow threads (None: TensorFlow's default).
         gpu: GPU index to train on (None: the first visible, else the CPU).
         live_progress: Live progress bars when output is a terminal.
@@ -31,6 +33,7 @@ class WorkerOptions:
     storage_url: str
     heartbeat_interval: int = DEFAULT_HEARTBEAT_SECONDS
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_stale_attempts: int = DEFAULT_MAX_STALE_ATTEMPTS
     threads: int | None = None
     gpu: int | None = None
     live_progress: bool = True

@@ -32,7 +32,12 @@ def work_study(
 
     definition = config.definition
     scheduler = GridScheduler(
-        storage, options.storage_url, study, definition, max_attempts=options.max_attempts
+        storage,
+        options.storage_url,
+        study,
+        definition,
+        max_attempts=options.max_attempts,
+        max_stale_attempts=options.max_stale_attempts,
     )
     display = ProgressDisplay(console, live=options.live_progress)
     with display:
@@ -85,7 +90,7 @@ def run_worker(names: list[str], options: WorkerOptions, console: Console) -> No
         report = work_study(storage, options, study, config, dataset, device, console)
         state = report.state
         complete = len(state.complete) if state else 0
-        failed = sum(state.failures.values()) if state else 0
+        failed = sum(state.failures.values()) + sum(state.stale.values()) if state else 0
         console.print(
             f"{config.study_name}: grid done: {complete}/{config.definition.grid_size} complete, "
             f"{failed} failed attempt(s); this worker evaluated {report.evaluated}",

@@ -16,7 +16,11 @@ from rich.console import Console
 from rich.table import Table
 
 from tuner.scheduling import DEFAULT_MAX_ATTEMPTS, GridState
+from tuner.storages._optuna_internals import TrialLedger, recent_durations
 from tuner.study import StudyConfig, schema
+
+RECENT_TRIALS = 50
+"""The ETA uses the mean duration of this many latest completed trials."""
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,22 @@ class StudyStatus:
         return waves * self.mean_trial_seconds
 
 
-def study_status(study: optuna.Study) -> StudyStatus:
+def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> StudyStatus:
+    """Where a study stands, read at a cost independent of how many trials it holds.
+
+    Only states and grid ids of all trials, the RUNNING trials in full, the best trial
+    and the durations of the latest completed ones are read, never every trial's curves.
+    """
     config = StudyConfig.from_study(study)
     definition = config.definition
-    trials = study.get_trials(deepcopy=False)
-    state = GridState.of(trials, definition.grid_size)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    rows = TrialLedger(
+        storage,
+        study_id,
+        [schema.GRID_ID, schema.FAIL_REASON, schema.INTERRUPTED, schema.RETRYABLE],
+    ).rows()
+    state = GridState.of(rows, definition.grid_size)
+    running_trials = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
     running = [
         RunningTrial(
             number=t.number,
@@ -66,17 +81,11 @@ def study_status(study: optuna.Study) -> StudyStatus:
             worker=f"{t.user_attrs.get(schema.HOST, '?')}/{t.user_attrs.get(schema.PID, '?')}",
             since=t.datetime_start,
         )
-        for t in trials
-        if t.state == TrialState.RUNNING
+        for t in running_trials
     ]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    failed = [t for t in trials if t.state == TrialState.FAIL]
-    best = max(complete, key=lambda t: t.value or 0.0) if complete else None
-    seconds = [
-        (t.datetime_complete - t.datetime_start).total_seconds()
-        for t in complete
-        if t.datetime_complete and t.datetime_start
-    ]
+    failed = [row for row in rows if row.state == TrialState.FAIL]
+    best = storage.get_best_trial(study_id) if state.complete else None
+    seconds = recent_durations(storage, study_id, limit=RECENT_TRIALS)
     return StudyStatus(
         name=study.study_name,
         grid_size=definition.grid_size,

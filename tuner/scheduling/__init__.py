@@ -6,7 +6,11 @@ it is handed through an ``evaluate`` callable. Neither imports a deep-learning
 framework, so ``tuner status`` and the claim protocol stay light and testable.
 """
 
-from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, GridState
+from tuner.scheduling._grid_state import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_STALE_ATTEMPTS,
+    GridState,
+)
 from tuner.scheduling._heartbeat import Heartbeat
 from tuner.scheduling._runner import Evaluate, RunReport, TrialListener, TrialRunner
 from tuner.scheduling._scheduler import ClaimedTrial, GridScheduler, TrialRecorder
@@ -14,6 +18,7 @@ from tuner.scheduling._signals import interrupts_raise
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_STALE_ATTEMPTS",
     "ClaimedTrial",
     "Evaluate",
     "GridScheduler",

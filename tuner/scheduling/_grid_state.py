@@ -7,14 +7,30 @@ on what is complete, running, waiting and given up.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from tuner.study.schema import GRID_ID, INTERRUPTED, RETRYABLE
+from tuner.study.schema import FAIL_REASON, GRID_ID, INTERRUPTED, RETRYABLE, STALE_REASON
 
 DEFAULT_MAX_ATTEMPTS = 3
-"""Failed attempts (interruptions not counted) after which a grid point is given up."""
+"""Failed attempts that raised (interruptions not counted) before a point is given up."""
+DEFAULT_MAX_STALE_ATTEMPTS = 6
+"""Attempts whose worker vanished (SIGKILL, OOM, a lost or preempted machine) before a
+point is given up: more than for errors, because preemption is not the point's fault,
+but bounded, because a point that kills its worker every time (OOM) would loop for ever."""
+
+
+class TrialLike(Protocol):
+    """What a grid state needs of a trial: a FrozenTrial or a storage row."""
+
+    @property
+    def state(self) -> TrialState: ...
+
+    @property
+    def system_attrs(self) -> Mapping[str, Any]: ...
 
 
 @dataclass
@@ -25,12 +41,19 @@ class GridState:
     complete: set[int] = field(default_factory=set)
     running: set[int] = field(default_factory=set)
     failures: Counter[int] = field(default_factory=Counter)
+    stale: Counter[int] = field(default_factory=Counter)
     permanent: set[int] = field(default_factory=set)
+    max_stale_attempts: int = DEFAULT_MAX_STALE_ATTEMPTS
 
     @classmethod
-    def of(cls, trials: list[FrozenTrial], grid_size: int) -> GridState:
+    def of(
+        cls,
+        trials: Iterable[TrialLike],
+        grid_size: int,
+        max_stale_attempts: int = DEFAULT_MAX_STALE_ATTEMPTS,
+    ) -> GridState:
         """The state of a grid of ``grid_size`` points, from a study's trials."""
-        state = cls(grid_size)
+        state = cls(grid_size, max_stale_attempts=max_stale_attempts)
         for trial in trials:
             grid_id = trial.system_attrs.get(GRID_ID)
             if grid_id is None:
@@ -41,6 +64,9 @@ class GridState:
                 state.running.add(grid_id)
             elif trial.state == TrialState.FAIL and not trial.system_attrs.get(INTERRUPTED):
                 # A deliberate stop (Ctrl-C, docker stop) is not the point's fault.
+                if trial.system_attrs.get(FAIL_REASON) == STALE_REASON:
+                    state.stale[grid_id] += 1
+                    continue
                 state.failures[grid_id] += 1
                 if trial.system_attrs.get(RETRYABLE) is False:
                     state.permanent.add(grid_id)
@@ -53,7 +79,11 @@ class GridState:
             for g in range(self.grid_size)
             if g not in self.complete
             and g not in self.running
-            and (g in self.permanent or self.failures[g] >= max_attempts)
+            and (
+                g in self.permanent
+                or self.failures[g] >= max_attempts
+                or self.stale[g] >= self.max_stale_attempts
+            )
         )
 
     def waiting(self, max_attempts: int) -> list[int]:

@@ -123,7 +123,7 @@ class TrialRunner:
             self.scheduler.fail(claim, f"{type(exc).__name__}: {exc}", retryable=True)
             self._finished(claim, f"FAIL: {exc}", completed=False)
             return False
-        if not self.scheduler.complete(claim, value):
+        if not self.scheduler.complete(claim, value, recorder):
             self._finished(claim, "result dropped: the point was re-run elsewhere", False)
             return False
         std = recorder.recorded.get(schema.ACCURACY_STD, 0.0)

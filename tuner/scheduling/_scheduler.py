@@ -14,8 +14,9 @@ one COMPLETE trial**, however many workers run, on however many machines.
    workers can therefore never hold the same point.
 2. **Heartbeat.** While points train, a thread records their heartbeats; a SIGKILLed
    worker's trials go stale after the grace period and the next claim fails them.
-3. **Fail, retry, give up.** A failed trial records its reason; retryable failures are
-   retried up to ``max_attempts``, a diverged loss is not; interruptions are free.
+3. **Fail, retry, give up.** A failed trial records its reason; errors are retried up to
+   ``max_attempts``, a diverged loss is not; a vanished worker (SIGKILL, OOM, preemption)
+   has its own, larger budget ``max_stale_attempts``; interruptions are free.
    Folds an earlier attempt finished are handed to the next attempt for reuse.
 4. **Complete, or salvage.** A result whose trial was declared stale while it trained
    (a long database outage) is kept as a new COMPLETE trial, unless someone else
@@ -36,10 +37,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import TunerError
 from tuner.progress import format_units
-from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, GridState
+from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_STALE_ATTEMPTS, GridState
 from tuner.scheduling._heartbeat import Heartbeat
 from tuner.storages import DEFAULT_HEARTBEAT_SECONDS, claim_lock, with_retries
-from tuner.storages._optuna_internals import find_stale_trials
+from tuner.storages._optuna_internals import (
+    TrialLedger,
+    find_stale_trials,
+    find_trials_without_heartbeat,
+)
 from tuner.study import FoldResult, StudyDefinition, completed_folds, running_trial_template, schema
 
 log = logging.getLogger(__name__)
@@ -59,28 +64,50 @@ class ClaimedTrial:
 
 
 class TrialRecorder:
-    """Writes one held trial's attributes and intermediate values, riding out DB blips."""
+    """Writes one held trial's attributes and intermediate values, riding out DB blips.
+
+    A trial can be declared stale while it still trains (a pause longer than the grace
+    period: a frozen VM, a long database outage, a starved machine). Its writes are then
+    refused; the recorder keeps them, training goes on, and the scheduler salvages the
+    result from what the recorder kept (nothing computed is lost).
+    """
 
     def __init__(self, storage: optuna.storages.RDBStorage, claim: ClaimedTrial) -> None:
         self.storage, self.claim = storage, claim
         self.recorded: dict[str, Any] = {}
+        self.intermediate: dict[int, float] = {}
+        self.reaped = False
 
     def set_user_attrs(self, **attrs: Any) -> None:
         """Record user attributes (JSON-serialisable) on the trial."""
         trial_id = self.claim.trial_id
         for key, value in attrs.items():
             self.recorded[key] = value
-            with_retries(
+            self._write(
                 lambda k=key, v=value: self.storage.set_trial_user_attr(trial_id, k, v),
                 f"recording {key} on trial {self.claim.number}",
             )
 
     def report(self, value: float, step: int) -> None:
         """Record an intermediate value (the running mean over folds)."""
-        with_retries(
+        self.intermediate[step] = value
+        self._write(
             lambda: self.storage.set_trial_intermediate_value(self.claim.trial_id, step, value),
             f"reporting step {step} of trial {self.claim.number}",
         )
+
+    def _write(self, action: Any, what: str) -> None:
+        if self.reaped:
+            return
+        try:
+            with_retries(action, what)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self.reaped = True
+            log.warning(
+                "trial %s was declared stale while it trained; training goes on and its "
+                "result will be salvaged if nobody has retaken the point",
+                self.claim.number,
+            )
 
 
 class GridScheduler:
@@ -92,7 +119,8 @@ class GridScheduler:
         storage_url: Its URL, for the cross-process claim lock.
         study: The study, loaded with its sampler (:func:`tuner.study.load`).
         definition: The study's definition; gives the grid size and layer names.
-        max_attempts: Failed attempts per point before it is given up.
+        max_attempts: Failed attempts per point (raised errors) before it is given up.
+        max_stale_attempts: Attempts whose worker vanished before the point is given up.
     """
 
     def __init__(
@@ -103,13 +131,20 @@ class GridScheduler:
         definition: StudyDefinition,
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_stale_attempts: int = DEFAULT_MAX_STALE_ATTEMPTS,
     ) -> None:
         self.storage = storage
         self.storage_url = storage_url
         self.study = study
         self.definition = definition
         self.max_attempts = max_attempts
+        self.max_stale_attempts = max_stale_attempts
         self.study_id = storage.get_study_id_from_name(study.study_name)
+        self._ledger = TrialLedger(
+            storage,
+            self.study_id,
+            [schema.GRID_ID, schema.RETRYABLE, schema.INTERRUPTED, schema.FAIL_REASON],
+        )
 
     @property
     def heartbeat_interval(self) -> float:
@@ -117,12 +152,12 @@ class GridScheduler:
         return self.storage.get_heartbeat_interval() or DEFAULT_HEARTBEAT_SECONDS
 
     def trials(self) -> list[FrozenTrial]:
-        """Every trial of the study, oldest first."""
+        """Every trial of the study with all its attributes, oldest first (a full read)."""
         return self.study.get_trials(deepcopy=False)
 
     def grid_state(self) -> GridState:
-        """Where each grid point stands now."""
-        return GridState.of(self.trials(), self.definition.grid_size)
+        """Where each grid point stands now (a lean read: states and grid ids only)."""
+        return GridState.of(self._ledger.rows(), self.definition.grid_size, self.max_stale_attempts)
 
     def claim(self, count: int = 1) -> tuple[list[ClaimedTrial], GridState]:
         """Claim up to ``count`` waiting grid points as RUNNING trials held by this process.
@@ -134,27 +169,38 @@ class GridScheduler:
             raise ValueError(f"claim count must be positive, got {count}")
         with claim_lock(self.storage_url, self.study.study_name):
             self.reap_stale()
-            trials = self.trials()
-            state = GridState.of(trials, self.definition.grid_size)
+            state = self.grid_state()
             claims = []
             for grid_id in state.next_points(self.max_attempts, count):
                 template = running_trial_template(self.study, self.definition, grid_id)
                 trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
-                self.storage.record_heartbeat(trial_id)
-                claims.append(self._claimed(trial_id, template, trials))
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception:
+                    # Without a heartbeat Optuna would never call it stale; free it now
+                    # (if the database lets us; otherwise the orphan reaper will).
+                    self._give_back_unstarted(trial_id)
+                    raise
+                claims.append(self._claimed(trial_id, template))
                 state.running.add(grid_id)
         return claims, state
 
-    def _claimed(
-        self, trial_id: int, template: FrozenTrial, trials: list[FrozenTrial]
-    ) -> ClaimedTrial:
+    def _give_back_unstarted(self, trial_id: int) -> None:
+        try:
+            self.storage.set_trial_system_attr(trial_id, schema.INTERRUPTED, True)
+            self.storage.set_trial_system_attr(
+                trial_id, schema.FAIL_REASON, "claim failed before its first heartbeat"
+            )
+            self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        except Exception as exc:
+            log.warning("could not give back trial id %s after a failed claim: %s", trial_id, exc)
+
+    def _claimed(self, trial_id: int, template: FrozenTrial) -> ClaimedTrial:
         grid_id = template.system_attrs[schema.GRID_ID]
         reuse: dict[int, FoldResult] = {}
-        for earlier in trials:
-            if earlier.system_attrs.get(schema.GRID_ID) == grid_id and (
-                earlier.state == TrialState.FAIL
-            ):
-                reuse.update(completed_folds(earlier))
+        for row in self._ledger.rows():
+            if row.system_attrs.get(schema.GRID_ID) == grid_id and row.state == TrialState.FAIL:
+                reuse.update(completed_folds(self.storage.get_trial(row.trial_id)))
         units = self.definition.units_of(template.params)
         return ClaimedTrial(
             trial_id=trial_id,
@@ -173,9 +219,17 @@ class GridScheduler:
         re-claimed in one step.
         """
         reaped = []
-        for trial_id in find_stale_trials(self.storage, self.study_id):
+        grace = self.storage.grace_period or 2 * self.heartbeat_interval
+        # A trial that never beat is judged by its start time, written by its worker's
+        # clock: a generous margin keeps clock skew between machines from reaping it early.
+        orphans = find_trials_without_heartbeat(
+            self.storage, self.study_id, older_than=max(2 * grace, 60.0)
+        )
+        for trial_id in sorted({*find_stale_trials(self.storage, self.study_id), *orphans}):
             try:
-                self.storage.set_trial_system_attr(trial_id, schema.FAIL_REASON, "stale heartbeat")
+                self.storage.set_trial_system_attr(
+                    trial_id, schema.FAIL_REASON, schema.STALE_REASON
+                )
                 self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue
@@ -191,10 +245,13 @@ class GridScheduler:
         """Where the evaluation of a claimed trial records what it measures."""
         return TrialRecorder(self.storage, claim)
 
-    def complete(self, claim: ClaimedTrial, value: float) -> bool:
+    def complete(
+        self, claim: ClaimedTrial, value: float, recorder: TrialRecorder | None = None
+    ) -> bool:
         """Record the trial's value and mark it COMPLETE; False when the result was dropped.
 
-        A trial declared stale while it trained is salvaged (see the module docstring).
+        A trial declared stale while it trained is salvaged (see the module docstring),
+        with what its ``recorder`` kept when the storage refused its writes.
         """
         try:
             with_retries(
@@ -204,10 +261,10 @@ class GridScheduler:
                 f"recording trial {claim.number}",
             )
         except optuna.exceptions.UpdateFinishedTrialError:
-            return self._salvage(claim, value)
+            return self._salvage(claim, value, recorder)
         return True
 
-    def _salvage(self, claim: ClaimedTrial, value: float) -> bool:
+    def _salvage(self, claim: ClaimedTrial, value: float, recorder: TrialRecorder | None) -> bool:
         frozen = self.storage.get_trial(claim.trial_id)
         if frozen.state == TrialState.COMPLETE:
             # A retried write whose first attempt had landed after all.
@@ -229,9 +286,12 @@ class GridScheduler:
                     params=frozen.params,
                     distributions=frozen.distributions,
                     value=value,
-                    user_attrs=frozen.user_attrs,
+                    user_attrs={**frozen.user_attrs, **(recorder.recorded if recorder else {})},
                     system_attrs=system_attrs,
-                    intermediate_values=frozen.intermediate_values,
+                    intermediate_values={
+                        **frozen.intermediate_values,
+                        **(recorder.intermediate if recorder else {}),
+                    },
                 )
             )
         log.warning("trial %s was declared stale while it ran; its result is kept", claim.number)
@@ -266,7 +326,7 @@ class GridScheduler:
             raise TunerError(
                 f"study '{self.study.study_name}': {len(given_up)} grid point(s) failed for "
                 f"good: {self.describe_given_up(given_up)}; fix the cause and relaunch "
-                "with a higher --max-attempts"
+                "with a higher --max-attempts (errors) or --max-stale-attempts (workers lost)"
             )
 
     def describe_given_up(self, grid_ids: list[int]) -> str:
