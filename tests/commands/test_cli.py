@@ -216,3 +216,24 @@ def test_unknown_trainer_lists_the_known_ones(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown --trainer 'bogus'; choose one of packed, fast, keras" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_subset_too_small_for_the_folds_is_refused(
+    tmp_path: Path, studies_dir: Path, synthetic_npz: Path
+) -> None:
+    result = run_tuner(
+        "launch",
+        "--variant",
+        "tiny",
+        "--studies",
+        str(studies_dir),
+        "--dataset",
+        str(synthetic_npz),
+        "--subset",
+        "5",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "(--subset 5): 5 training images cannot make 3 folds" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "tuner.db").exists()

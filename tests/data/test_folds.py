@@ -34,3 +34,20 @@ def test_too_few_samples_or_folds() -> None:
         stratified_folds(np.arange(2), 3, seed=0)
     with pytest.raises(ValueError):
         stratified_folds(np.arange(20), 1, seed=0)
+
+
+def test_data_too_small_for_the_folds_is_refused() -> None:
+    import pytest
+
+    from tuner.data import check_foldable
+    from tuner.errors import TunerError
+
+    check_foldable(np.repeat(np.arange(10), 3), 3, "enough")
+    with pytest.raises(TunerError, match=r"5 training images cannot make 3 folds.*at least 30"):
+        check_foldable(np.arange(5), 3, "tiny")
+    scarce = np.r_[np.repeat(np.arange(9), 5), [9, 9]]
+    with pytest.raises(TunerError, match=r"class 9: 2"):
+        check_foldable(scarce, 3, "scarce")
+    absent = np.repeat(np.arange(9), 5)
+    with pytest.raises(TunerError, match=r"class 9: none"):
+        check_foldable(absent, 3, "absent")

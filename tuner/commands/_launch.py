@@ -9,7 +9,7 @@ from tuner import study as studies
 from tuner.commands._local_workers import run_local_workers
 from tuner.commands._options import LaunchOptions
 from tuner.commands._worker import work_study
-from tuner.data import DataCache
+from tuner.data import DataCache, check_foldable
 from tuner.errors import TunerError
 from tuner.reporting import ranked_points, render_ranking
 from tuner.storages import mask_password, open_storage
@@ -50,6 +50,11 @@ def launch(definitions: list[StudyDefinition], options: LaunchOptions, console: 
     # Data first: a mistyped dataset path should not leave an empty database behind.
     data = DataCache()
     dataset, fingerprint = data.load(options.dataset)
+    for folds in sorted({definition.protocol.folds for definition in definitions}):
+        what = options.dataset.source + (
+            f" (--subset {options.dataset.subset})" if options.dataset.subset else ""
+        )
+        check_foldable(dataset.y_train, folds, what)
     storage = open_storage(url, heartbeat_interval=options.worker.heartbeat_interval)
     created = create_studies(definitions, options, storage, fingerprint)
     names = [config.study_name for _, config in created]

@@ -17,7 +17,7 @@ from tuner.data._datasets import (
     read_idx,
     stratified_sample,
 )
-from tuner.data._folds import stratified_folds
+from tuner.data._folds import check_foldable, stratified_folds
 
 __all__ = [
     "DEBIAN_FASHION_MNIST",
@@ -26,6 +26,7 @@ __all__ = [
     "DataCache",
     "Dataset",
     "DatasetSpec",
+    "check_foldable",
     "load_dataset",
     "load_idx_folder",
     "load_npz",

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tuner.data._datasets import N_CLASSES
+from tuner.errors import TunerError
+
 
 def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train indices, validation indices) per fold; each class spread evenly over folds."""
@@ -26,3 +29,29 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.nda
         offset += len(members)
     everything = np.arange(len(labels))
     return [(everything[fold_of != f], everything[fold_of == f]) for f in range(k)]
+
+
+def check_foldable(labels: np.ndarray, k: int, source: str) -> None:
+    """Refuse data too small for k-fold CV: every class must reach every fold.
+
+    With fewer than ``k`` images of a class, some fold validates without it, and with
+    fewer than ``N_CLASSES * k`` images some class is missing altogether: training
+    would run and report accuracies that mean nothing (0.0 on a 5-image subset).
+    """
+    classes, counts = np.unique(labels, return_counts=True)
+    needed = N_CLASSES * k
+    if len(labels) < needed:
+        raise TunerError(
+            f"{source}: {len(labels)} training images cannot make {k} folds that each hold "
+            f"all {N_CLASSES} classes; use at least {needed} (e.g. --subset {needed * 10})"
+        )
+    missing = sorted(set(range(N_CLASSES)) - {int(c) for c in classes})
+    scarce = [(int(c), int(n)) for c, n in zip(classes, counts, strict=True) if n < k]
+    if missing or scarce:
+        detail = ", ".join(
+            [f"class {c}: none" for c in missing] + [f"class {c}: {n}" for c, n in scarce]
+        )
+        raise TunerError(
+            f"{source}: every class needs at least {k} training images for {k}-fold CV "
+            f"({detail}); use more images (a larger --subset)"
+        )
