@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -22,9 +24,8 @@ def available() -> bool:
 
 
 class PostgresServer:
-    def __init__(self, base: Path, port: int, as_postgres: list[str]) -> None:
-        self.base, self.port, self.as_postgres = base, port, as_postgres
-        self.options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    def __init__(self, base: Path, port: int, as_postgres: list[str], options: str) -> None:
+        self.base, self.port, self.as_postgres, self.options = base, port, as_postgres, options
 
     def restart(self, down_seconds: float = 2.0) -> None:
         """Stop the server (dropping every connection), stay down a while, start again."""
@@ -92,7 +93,7 @@ def _psql_path() -> str:
 
 
 @contextmanager
-def running_server() -> Iterator[PostgresServer]:
+def running_server(max_connections: int = 200) -> Iterator[PostgresServer]:
     # The server refuses to run as root, and postgres must be able to reach its folder.
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     base = Path(tempfile.mkdtemp(prefix="tuner-pg-"))
@@ -113,7 +114,9 @@ def running_server() -> Iterator[PostgresServer]:
         ],
         **run,
     )
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    options = (
+        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections={max_connections}"
+    )
     subprocess.run(
         [
             *as_postgres,
@@ -129,7 +132,7 @@ def running_server() -> Iterator[PostgresServer]:
         ],
         **run,
     )
-    server = PostgresServer(base, port, as_postgres)
+    server = PostgresServer(base, port, as_postgres, options)
     try:
         server.psql(f"CREATE ROLE tuner LOGIN PASSWORD '{PASSWORD}'")
         yield server
@@ -138,4 +141,64 @@ def running_server() -> Iterator[PostgresServer]:
             [*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
             capture_output=True,
         )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+PGBOUNCER = Path("/usr/sbin/pgbouncer")
+
+
+@contextmanager
+def running_pgbouncer(server: PostgresServer, pool_size: int) -> Iterator[int]:
+    """PgBouncer in transaction mode in front of ``server``, on 127.0.0.1; yields its port.
+
+    Each database gets at most ``pool_size`` server connections however many clients
+    connect, which is what lets hundreds of workers share one PostgreSQL.
+    """
+    base = Path(tempfile.mkdtemp(prefix="tuner-bouncer-"))
+    port = free_port()
+    (base / "userlist.txt").write_text(f'"tuner" "{PASSWORD}"\n')
+    (base / "pgbouncer.ini").write_text(
+        "[databases]\n"
+        f"* = host=127.0.0.1 port={server.port}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = scram-sha-256\nauth_file = {base / 'userlist.txt'}\n"
+        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 500\n"
+        f"logfile = {base / 'pgbouncer.log'}\npidfile = {base / 'pgbouncer.pid'}\n"
+    )
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+        for child in base.iterdir():
+            shutil.chown(child, "postgres", "postgres")
+    process = subprocess.Popen(
+        [*server.as_postgres, str(PGBOUNCER), str(base / "pgbouncer.ini")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        import socket
+        import time
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log = (
+                        (base / "pgbouncer.log").read_text()
+                        if (base / "pgbouncer.log").exists()
+                        else ""
+                    )
+                    raise RuntimeError(f"pgbouncer did not start: {log}") from None
+                time.sleep(0.2)
+        yield port
+    finally:
+        # Through runuser the process we hold is not pgbouncer itself: stop it by its pid.
+        pidfile = base / "pgbouncer.pid"
+        if pidfile.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+        process.wait(timeout=30)
         shutil.rmtree(base, ignore_errors=True)

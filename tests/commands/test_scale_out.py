@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -14,6 +15,7 @@ from optuna.trial import TrialState
 
 from tests.helpers import run_tuner
 from tuner.scheduling import GridState
+from tuner.storages import open_storage
 from tuner.study.schema import FAIL_REASON, GRID_ID, INTERRUPTED
 
 Start = Callable[..., subprocess.Popen[str]]
@@ -70,8 +72,14 @@ def start_worker(start: Start, url: str, cwd: Path, *extra: str) -> subprocess.P
     return start(*argv, cwd=cwd, env={"TUNER_STORAGE": url})
 
 
+@functools.cache
+def reader(url: str) -> optuna.storages.RDBStorage:
+    # Through tuner's opener: it configures the driver for a transaction-mode pooler.
+    return open_storage(url)
+
+
 def trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name="nine", storage=url).get_trials()
+    return optuna.load_study(study_name="nine", storage=reader(url)).get_trials()
 
 
 def assert_exactly_once(all_trials: list[optuna.trial.FrozenTrial]) -> None:
@@ -261,3 +269,36 @@ def test_postgres_restart_mid_trial_loses_nothing(
     all_trials = trials(url)
     assert_exactly_once(all_trials)
     assert len(all_trials) == 9  # nothing failed, nothing trained twice
+
+
+@pytest.fixture
+def pooled_url() -> Iterator[str]:
+    """A database on a server with too few connections for 16 workers, behind PgBouncer."""
+    from tests import postgres
+
+    if not postgres.available() or not postgres.PGBOUNCER.exists():
+        pytest.skip("PostgreSQL 15 and PgBouncer not installed (.ci/run installs them)")
+    with (
+        postgres.running_server(max_connections=20) as server,
+        postgres.running_pgbouncer(server, pool_size=8) as port,
+    ):
+        direct = server.new_database()
+        yield direct.replace(f":{server.port}/", f":{port}/")
+
+
+@pytest.mark.soak
+def test_sixteen_workers_share_few_connections_through_pgbouncer(
+    pooled_url: str, nine: Path, synthetic_npz: Path, tmp_path: Path, tuner_processes: Start
+) -> None:
+    # 16 workers hold 3 connections each (48) on a server that allows 17 for them: only
+    # the pooler, in transaction mode, makes this work, and the claim lock must hold there.
+    create_study(pooled_url, nine, synthetic_npz, tmp_path)
+    workers = [start_worker(tuner_processes, pooled_url, tmp_path, "--no-live") for _ in range(16)]
+    outputs = [worker.communicate(timeout=900) for worker in workers]
+    for worker, (stdout, stderr) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, stderr
+        assert "grid done: 9/9 complete" in stdout
+        assert "tuner-test-pw" not in stdout + stderr
+    all_trials = trials(pooled_url)
+    assert len(all_trials) == 9
+    assert_exactly_once(all_trials)

@@ -6,7 +6,8 @@ processes and machines; a back end without one is refused (``check_supported``) 
 than silently given an in-process lock that would let workers duplicate grid points.
 
 - SQLite file: a file lock beside the database (all its workers share the filesystem).
-- PostgreSQL: a session advisory lock keyed by the study name.
+- PostgreSQL: a transaction-level advisory lock keyed by the study name (it holds
+  through PgBouncer in transaction mode, where session locks break).
 - MySQL / MariaDB: a named lock (``GET_LOCK``) keyed by database and study name, likewise
   held by the session.
 - In-memory SQLite: only one process can see it, so a thread lock is enough.
@@ -18,16 +19,24 @@ import contextlib
 import hashlib
 import logging
 import os
+import random
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 
 import sqlalchemy
 from filelock import FileLock, Timeout
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from tuner.errors import TunerError
-from tuner.storages._url import check_supported, mask_password, parse_url, sqlite_path
+from tuner.storages._url import (
+    check_supported,
+    driver_connect_args,
+    mask_password,
+    parse_url,
+    sqlite_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +107,7 @@ def _engine(url: str) -> sqlalchemy.engine.Engine:
             max_overflow=0,
             pool_timeout=LOCK_TIMEOUT_SECONDS,
             pool_pre_ping=True,
+            connect_args=driver_connect_args(url),
         )
         _lock_engines[url] = engine
     return engine
@@ -139,35 +149,55 @@ def _release(connection: sqlalchemy.engine.Connection, sql: str, key: object, ur
         log.warning("storage %s: the claim lock was not held at release", mask_password(url))
 
 
-LOCK_NOT_AVAILABLE = "55P03"
-"""PostgreSQL's SQLSTATE for a lock wait cut short by ``lock_timeout``."""
-
-
-def _sqlstate(exc: OperationalError) -> str | None:
-    # psycopg 3 names it sqlstate, psycopg2 pgcode.
-    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-
-
 @contextlib.contextmanager
 def _postgres_advisory_lock(url: str, name: str) -> Iterator[None]:
+    # A transaction-level lock, held by one transaction that lasts exactly as long as the
+    # claim: it works through a transaction-mode pooler (PgBouncer), which pins a server
+    # connection to a client only for a transaction, and where session locks would leak
+    # to whichever client gets that server connection next. Waiting is done by retrying
+    # pg_try_advisory_xact_lock in short transactions, not by blocking inside one: blocked
+    # waiters would each hold one of the pooler's few server connections, starving the
+    # holder's own storage calls until the lock timeout.
     key = zlib.crc32(f"tuner:{name}".encode())
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    pause = 0.02
     with _engine(url).connect() as connection:
-        # pg_advisory_lock waits for ever unless lock_timeout bounds it (for this session,
-        # which only ever takes claim locks).
-        timeout_ms = str(int(LOCK_TIMEOUT_SECONDS * 1000))
-        connection.execute(
-            sqlalchemy.text("SELECT set_config('lock_timeout', :ms, false)"), {"ms": timeout_ms}
-        )
-        try:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        except OperationalError as exc:
-            if _sqlstate(exc) == LOCK_NOT_AVAILABLE:
-                raise _timed_out(url, name) from None
-            raise
+        while True:
+            transaction = connection.begin()
+            taken = connection.execute(
+                sqlalchemy.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
+            ).scalar()
+            if taken:
+                break
+            transaction.rollback()
+            if time.monotonic() > deadline:
+                raise _timed_out(url, name)
+            time.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 2, 0.5)
         try:
             yield
         finally:
-            _release(connection, "SELECT pg_advisory_unlock(:key)", key, url)
+            _end_transaction(transaction, connection, url)
+
+
+def _end_transaction(
+    transaction: sqlalchemy.engine.Transaction, connection: sqlalchemy.engine.Connection, url: str
+) -> None:
+    """Commit, which releases the lock; a lost connection has released it already.
+
+    The guarded work is done by then (a claim has created its trials): raising here would
+    make the caller redo it, so a failed commit is logged and the connection dropped.
+    """
+    try:
+        transaction.commit()
+    except SQLAlchemyError as exc:
+        log.warning(
+            "storage %s: the claim lock's connection was lost while held (%s); "
+            "the server has released the lock",
+            mask_password(url),
+            type(exc).__name__,
+        )
+        connection.invalidate()
 
 
 def _mysql_lock_name(url: str, name: str) -> str:

@@ -19,7 +19,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tuner.errors import TunerError
 from tuner.storages._lock import LOCK_TIMEOUT_SECONDS, claim_lock
-from tuner.storages._url import check_supported, mask_password, parse_url, sqlite_path
+from tuner.storages._url import (
+    check_supported,
+    driver_connect_args,
+    mask_password,
+    parse_url,
+    sqlite_path,
+)
 
 DEFAULT_HEARTBEAT_SECONDS = 10
 SQLITE_BUSY_TIMEOUT_SECONDS = LOCK_TIMEOUT_SECONDS
@@ -54,7 +60,15 @@ def open_storage(
             path.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
     elif backend == "postgresql":
-        engine_kwargs.update(pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
+        # Exactly the connections a worker uses at once (its main thread and its heartbeat
+        # thread), plus the claim lock's: a fleet's demand on the server is predictable.
+        engine_kwargs.update(
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=SQLITE_BUSY_TIMEOUT_SECONDS,
+            pool_pre_ping=True,
+            connect_args=driver_connect_args(url),
+        )
         _check_connection_room(url, parsed, needed=pool_size + 1)
     elif backend == "mysql":
         # MySQL closes idle connections after wait_timeout; recycle before it does.
@@ -84,7 +98,8 @@ SELECT current_setting('max_connections')::int
          - current_setting('superuser_reserved_connections')::int AS usable,
        (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
        (SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user) AS role_limit,
-       (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user) AS role_used
+       (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user) AS role_used,
+       inet_server_port() AS server_port
 """
 
 
@@ -94,9 +109,11 @@ def _check_connection_room(url: str, parsed: URL, needed: int) -> None:
     Otherwise the worker would start, train, and die later on a pool timeout.
     """
     try:
-        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        engine = sqlalchemy.create_engine(
+            url, poolclass=sqlalchemy.pool.NullPool, connect_args=driver_connect_args(url)
+        )
         with engine.connect() as connection:
-            usable, used, role_limit, role_used = connection.execute(
+            usable, used, role_limit, role_used, server_port = connection.execute(
                 sqlalchemy.text(CONNECTION_ROOM_SQL)
             ).one()
         engine.dispose()
@@ -104,6 +121,11 @@ def _check_connection_room(url: str, parsed: URL, needed: int) -> None:
         raise TunerError(
             f"cannot open storage {mask_password(url)}: {_reason(exc, parsed)}"
         ) from None
+    if server_port is not None and server_port != (parsed.port or 5432):
+        # The server listens elsewhere than we connected: a pooler (PgBouncer) or a port
+        # mapping is in between. Through a pooler, our connections are not server
+        # connections, so the server's numbers say nothing about room for this worker.
+        return
     # The probe's own connection is counted in `used`; it is gone once we return.
     free = usable - used + 1
     if free < needed:

@@ -93,3 +93,15 @@ def check_supported(url: str) -> None:
             "tuner has no cross-process lock for it and workers would duplicate grid points; "
             "use sqlite:///FILE.db, postgresql+psycopg://... or mysql+pymysql://..."
         )
+
+
+def driver_connect_args(url: str) -> dict[str, object]:
+    """Driver options every connection to this storage gets.
+
+    psycopg 3 prepares a statement after five executions; a transaction-mode pooler
+    (PgBouncer before 1.21) hands the next transaction another server connection, where
+    that prepared statement does not exist. Without preparing, both set-ups work.
+    """
+    if parse_url(url).drivername == "postgresql+psycopg":
+        return {"prepare_threshold": None}
+    return {}

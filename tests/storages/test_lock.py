@@ -1,8 +1,10 @@
-"""MySQL storages, against a real MariaDB server the tests start (tests/mysql.py).
+"""The claim lock on every back end, and MySQL storages, against real servers.
 
-What makes MySQL safe for many workers is the claim lock (``GET_LOCK``): it is tested
-across real processes, the way workers on different machines use it. Back ends tuner
-has no cross-process lock for are refused with one clear line.
+What makes a back end safe for many workers is the claim lock (a file lock on SQLite,
+a transaction-level advisory lock on PostgreSQL, ``GET_LOCK`` on MySQL): it is tested
+across real processes, the way workers on different machines use it, against real
+PostgreSQL and MariaDB servers the tests start. Back ends tuner has no cross-process
+lock for are refused with one clear line.
 """
 
 from __future__ import annotations
@@ -148,8 +150,16 @@ def test_wrong_mariadb_password_is_one_line_without_it(mysql_url: str) -> None:
     assert "wrong-secret" not in message and "\n" not in message
 
 
+@pytest.fixture(params=["sqlite", "postgres", "mysql"])
+def locking_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A storage URL of every back end that has a cross-process claim lock."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lock.db'}"
+    return request.getfixturevalue(f"{request.param}_url")
+
+
 def test_claim_lock_is_exclusive_across_processes(
-    mysql_url: str, children: list[subprocess.Popen[str]], tmp_path: Path
+    locking_url: str, children: list[subprocess.Popen[str]], tmp_path: Path
 ) -> None:
     processes, rounds = 3, 12
 
@@ -157,7 +167,7 @@ def test_claim_lock_is_exclusive_across_processes(
         folder.mkdir()
         (folder / "counter").write_text("0")
         started = [
-            start_child(children, COUNTER_CHILD, mysql_url, name, str(folder), str(rounds))
+            start_child(children, COUNTER_CHILD, locking_url, name, str(folder), str(rounds))
             for _ in range(processes)
         ]
         (folder / "go").touch()
