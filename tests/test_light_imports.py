@@ -73,3 +73,20 @@ def test_import_tuner_packages_loads_no_framework() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_import_tuner_lists_the_api_and_loads_no_framework() -> None:
+    """``help(tuner)`` shows the whole API, which loads neither TensorFlow nor matplotlib."""
+    code = (
+        "import pydoc, sys\n"
+        "import tuner\n"
+        "before = sorted(m for m in sys.modules if m.startswith('tuner.'))\n"
+        "text = pydoc.render_doc(tuner, renderer=pydoc.plaintext)\n"
+        "api = [n for n in tuner.__all__ if n != '__version__']\n"
+        "missing = [n for n in api if n + '(' not in text and 'class ' + n not in text]\n"
+        f"print(before, missing, sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # Importing tuner itself loads nothing of it; help() then loads every name, lightly.
+    assert result.stdout.strip() == "[] [] []"

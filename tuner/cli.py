@@ -1,29 +1,24 @@
-"""The `tuner` command: parses options and delegates; user errors become one clean line."""
+"""The `tuner` command: parses options and calls the Python API (:mod:`tuner.api`).
+
+Each command is one call into the API plus printing what it returns; user errors
+(:class:`~tuner.errors.TunerError`) become one clean line and an exit code.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import signal
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
-
-# TensorFlow's C++ start-up chatter would bury the progress display.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from tuner.errors import TunerError, WorkerInterrupted
-from tuner.study import TRAINERS, load_definitions, select
-
-if TYPE_CHECKING:
-    from tuner.commands import WorkerOptions
+from tuner.study import TRAINERS
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,82 +71,19 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _quiet_libraries(verbose: bool) -> None:
-    import optuna
-
+def _log_to_terminal(verbose: bool) -> None:
+    # The process's log handler is the application's choice, so it is made here and
+    # not in the API, which a notebook or another program may call.
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
-    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
-
-def _use_backend(backend: str | None) -> str:
-    """Select the Keras backend before anything imports Keras; TensorFlow loads quietly."""
-    from tuner.training import import_backend_quietly, use_backend
-
-    chosen = use_backend(backend)
-    import_backend_quietly()
-    return chosen
-
-
-def _worker_options(
-    storage: str | None,
-    heartbeat_interval: int,
-    max_attempts: int,
-    max_stale_attempts: int,
-    threads: int | None,
-    gpu: int | None,
-    trainer: str,
-    backend: str,
-    mix_backends: bool,
-    live: bool = True,
-) -> WorkerOptions:
-    from tuner.commands import WorkerOptions
-    from tuner.storages import resolve_url
-
-    if trainer not in TRAINERS:
-        raise TunerError(f"unknown --trainer '{trainer}'; choose one of {', '.join(TRAINERS)}")
-    return WorkerOptions(
-        storage_url=resolve_url(storage),
-        heartbeat_interval=heartbeat_interval,
-        max_attempts=max_attempts,
-        max_stale_attempts=max_stale_attempts,
-        threads=threads,
-        gpu=gpu,
-        live_progress=live,
-        trainer=trainer,
-        backend=backend,
-        mix_backends=mix_backends,
-    )
 
 
 @app.command()
 @user_errors
 def variants(studies: StudiesOption = None) -> None:
     """List every study definition: layers, regularisation and grid size."""
-    definitions = load_definitions(studies)
-    table = Table(title="study definitions")
-    for column in ("variant", "layers", "regularisation", "units per layer", "points"):
-        table.add_column(column, no_wrap=column != "units per layer")
-    for definition in definitions.values():
-        grid = " x ".join(
-            "{" + ",".join(map(str, values)) + "}" for values in definition.grid.values()
-        )
-        table.add_row(
-            definition.name,
-            str(definition.n_layers),
-            definition.regularisation,
-            grid,
-            str(definition.grid_size),
-        )
-    console.print(table)
-    protocols = {d.protocol for d in definitions.values()}
-    for p in protocols:
-        users = [d.name for d in definitions.values() if d.protocol == p]
-        scope = "all variants" if len(protocols) == 1 else ", ".join(users)
-        console.print(
-            f"protocol ({scope}): {p.epochs} epochs, batch {p.batch_size}, {p.folds}-fold CV, "
-            f"{p.optimizer} lr {p.learning_rate:g}"
-        )
+    from tuner import api
+
+    api.variants(studies).render(console)
 
 
 HeartbeatOption = Annotated[
@@ -251,32 +183,31 @@ def launch(
 
     Example: tuner launch --variant 2layer --dataset fashion-mnist --epochs 2 --subset 3000
     """
-    chosen_backend = _use_backend(backend)
-    from tuner.commands import LaunchOptions
-    from tuner.commands import launch as run_launch
-    from tuner.data import DatasetSpec
+    from tuner import api
 
-    _quiet_libraries(verbose)
-    chosen = select(load_definitions(studies), variant)
-    options = LaunchOptions(
-        dataset=DatasetSpec.parse(dataset, subset),
-        worker=_worker_options(
-            storage,
-            heartbeat_interval,
-            max_attempts,
-            max_stale_attempts,
-            threads,
-            gpu,
-            trainer,
-            chosen_backend,
-            mix_backends,
-        ),
+    _log_to_terminal(verbose)
+    api.launch(
+        variant,
+        dataset,
         epochs=epochs,
+        subset=subset,
+        storage=storage,
         study_name=study_name,
+        studies_dir=studies,
         workers=workers,
-        report_dir=out if report else None,
+        trainer=trainer,
+        backend=backend,
+        threads=threads,
+        gpu=gpu,
+        heartbeat_interval=heartbeat_interval,
+        max_attempts=max_attempts,
+        max_stale_attempts=max_stale_attempts,
+        mix_backends=mix_backends,
+        report=report,
+        out=out,
+        console=console,
+        verbose=verbose,
     )
-    run_launch(chosen, options, console)
 
 
 @app.command()
@@ -308,40 +239,34 @@ def worker(
     Everything but the storage comes from the study itself. Default: every tuner study.
     Example: TUNER_STORAGE=postgresql+psycopg://tuner:PW@db/tuner tuner worker --variant all
     """
-    chosen_backend = _use_backend(backend)
-    from tuner.commands import run_worker
+    from tuner import api
 
-    _quiet_libraries(verbose)
-    options = _worker_options(
-        storage,
-        heartbeat_interval,
-        max_attempts,
-        max_stale_attempts,
-        threads,
-        gpu,
-        trainer,
-        chosen_backend,
-        mix_backends,
+    _log_to_terminal(verbose)
+    api.work(
+        [*(variant or []), *(study_name or [])],
+        storage=storage,
+        trainer=trainer,
+        backend=backend,
+        threads=threads,
+        gpu=gpu,
+        heartbeat_interval=heartbeat_interval,
+        max_attempts=max_attempts,
+        max_stale_attempts=max_stale_attempts,
+        mix_backends=mix_backends,
         live=live,
+        console=console,
+        verbose=verbose,
     )
-    run_worker([*(variant or []), *(study_name or [])], options, console)
 
 
 @app.command()
 @user_errors
 def status(storage: StorageOption = None) -> None:
     """Show every study: grid size, complete, running (where, since when), failed, best, ETA."""
-    from tuner.reporting import render_status, study_status
-    from tuner.storages import open_storage, resolve_url
-    from tuner.study import load, tuner_study_names
+    from tuner import api
 
-    _quiet_libraries(False)
-    opened = open_storage(resolve_url(storage), must_exist=True)
-    names = tuner_study_names(opened)
-    if not names:
-        console.print("no tuner studies in this storage yet")
-        return
-    render_status(console, [study_status(opened, load(opened, name)[0]) for name in names])
+    _log_to_terminal(False)
+    api.status(storage).render(console)
 
 
 @app.command()
@@ -359,12 +284,10 @@ def report(
     backend: BackendOption = None,
 ) -> None:
     """Retrain each winner, test it, and write the comparison: tables, pictures, HTML."""
-    _use_backend(backend)
-    from tuner.reporting import build_report
-    from tuner.storages import resolve_url
+    from tuner import api
 
-    _quiet_libraries(False)
-    build_report(variant or [], resolve_url(storage), out, refit, console)
+    _log_to_terminal(False)
+    api.report(variant, storage=storage, out=out, refit=refit, backend=backend, console=console)
 
 
 @app.command()
@@ -381,14 +304,10 @@ def dashboard(
     ] = None,
 ) -> None:
     """Serve optuna-dashboard on the storage, with tuner's pictures as artifacts."""
-    from tuner.reporting import serve
-    from tuner.storages import resolve_url
+    from tuner import api
 
-    _quiet_libraries(False)
-    try:
-        serve(resolve_url(storage), host, port, artifacts, console)
-    except OSError as exc:
-        raise TunerError(f"cannot serve on {host}:{port}: {exc.strerror}; try --port") from None
+    _log_to_terminal(False)
+    api.serve_dashboard(storage, host=host, port=port, artifacts=artifacts, console=console)
 
 
 def main() -> None:

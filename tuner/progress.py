@@ -1,11 +1,15 @@
 """Live progress for long work: trial i of N, fold, epoch, elapsed and ETA.
 
-In a terminal it is a rich progress display; when output is not a terminal (CI logs,
-`docker compose logs`) it prints one plain line per finished trial instead.
+In a terminal it is a rich progress display; in Jupyter the same display renders in
+one output widget that is redrawn in place (rich's Jupyter support, which needs
+ipywidgets: ``pip install 'tuner[notebook]'``); when output is neither (CI logs,
+`docker compose logs`, a notebook without ipywidgets) it prints one plain line per
+finished trial instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from types import TracebackType
 
 from rich.console import Console
@@ -20,24 +24,40 @@ from rich.progress import (
 
 
 def format_units(names: list[str], units: tuple[int, ...] | list[int]) -> str:
+    """``l1=512 l2=64``: a grid point as every message names it."""
     return " ".join(f"{name}={value}" for name, value in zip(names, units, strict=True))
 
 
+def _widgets_available() -> bool:
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
 class ProgressDisplay:
-    """Tracks a study's grid in epochs of work, so the ETA covers what is left of it."""
+    """Tracks a study's grid in epochs of work, so the ETA covers what is left of it.
+
+    Args:
+        console: Where the display goes (default: standard error).
+        live: Draw live bars where the console can (a terminal, or Jupyter with
+            ipywidgets); False prints one line per finished trial.
+    """
 
     def __init__(self, console: Console | None = None, live: bool = True) -> None:
         self.console = console or Console(stderr=True)
-        self.live = live and self.console.is_terminal
+        self.jupyter = self.console.is_jupyter and _widgets_available()
+        self.live = live and (self.console.is_terminal or self.jupyter)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(bar_width=16),
+            # A notebook's 115 columns also hold the last result (see trial_finished).
+            BarColumn(bar_width=10 if self.jupyter else 16),
             TextColumn("{task.fields[detail]}", markup=False),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             console=self.console,
             disable=not self.live,
+            # Refreshing from rich's thread would write into a notebook's output widget
+            # from outside the cell's execution; redraw on each event instead.
+            auto_refresh=not self.jupyter,
         )
         self._study_task: TaskID | None = None
         self._trial_task: TaskID | None = None
@@ -49,6 +69,10 @@ class ProgressDisplay:
     def __enter__(self) -> ProgressDisplay:
         self._progress.start()
         return self
+
+    def _redraw(self) -> None:
+        if self.jupyter and self.live:
+            self._progress.refresh()
 
     def __exit__(
         self,
@@ -69,10 +93,12 @@ class ProgressDisplay:
         self.done = done
         if not self.live:
             self.console.print(f"{name}: {done}/{grid_size} grid points already complete")
+        self._redraw()
 
     def trial_started(self, number: int, label: str) -> None:
         self._label = label
         self._trial_task = self._progress.add_task(f"  trial {number}", total=None, detail=label)
+        self._redraw()
 
     def fold_started(self, fold: int, n_folds: int, epochs: int, packed: int = 1) -> None:
         """``packed`` folds, starting at ``fold``, train together: each epoch counts for all."""
@@ -89,6 +115,7 @@ class ProgressDisplay:
                 completed=(fold - 1) * epochs,
                 detail=f"{self._label} {self._fold_text}",
             )
+            self._redraw()
 
     def epoch_ended(self, epoch: int, logs: dict[str, float]) -> None:
         if self._trial_task is None or self._study_task is None:
@@ -101,6 +128,7 @@ class ProgressDisplay:
             detail=f"{self._label} {self._fold_text} epoch {epoch}/{self._epochs_per_fold}{metric}",
         )
         self._progress.advance(self._study_task, self._packed)
+        self._redraw()
 
     def trial_finished(self, number: int, label: str, message: str, completed: bool) -> None:
         if self._trial_task is not None:
@@ -108,12 +136,19 @@ class ProgressDisplay:
             self._trial_task = None
         if self._study_task is not None and completed:
             self.done += 1
+            points = f"{self.done}/{self.grid_size} points"
             self._progress.update(
                 self._study_task,
                 completed=self.done * self._folds * self._epochs_per_fold,
-                detail=f"{self.done}/{self.grid_size} points",
+                # A notebook keeps one output per printed line; the last result goes
+                # into the bar instead, so a long grid does not flood the cell.
+                detail=f"{points}; last {label}: {message}" if self.jupyter else points,
             )
-        self.console.print(f"trial {number} [{label}]: {message}", highlight=False, markup=False)
+        self._redraw()
+        if not (self.jupyter and self.live and completed):
+            self.console.print(
+                f"trial {number} [{label}]: {message}", highlight=False, markup=False
+            )
 
     def note(self, message: str) -> None:
         self.console.print(message, highlight=False, markup=False)

@@ -4,6 +4,7 @@ import optuna
 from rich.console import Console
 
 from tuner.reporting import ranked_points, render_ranking
+from tuner.reporting._ranking import ranking_html
 from tuner.study import load_definitions
 from tuner.study._definition import BUILTIN_STUDIES_DIR
 
@@ -55,3 +56,34 @@ def test_rendered_table_names_the_best_point() -> None:
     text = buffer.getvalue()
     assert "2layer: 1/9 grid points (BatchNorm + Dropout)" in text
     assert "best 2layer: l1=512 l2=128 CV accuracy 0.9783 ± 0.0012" in text
+
+
+def test_records_carry_every_fold_and_missing_numbers_stay_empty() -> None:
+    study = study_with([(512, 64, 0.9, 0.01)])
+    fold = {"accuracy": 0.5, "loss": 1.5, "seconds": 2.0, "history": {"loss": [1.0]}}
+    distributions = study.trials[0].distributions
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"l1": 328, "l2": 32},
+            distributions=distributions,
+            value=0.95,
+            user_attrs={
+                "accuracy_std": 0.02,
+                "loss_mean": 1.25,
+                "fold_1": {**fold, "fold": 1, "accuracy": 0.96},
+                "fold_0": {**fold, "fold": 0, "accuracy": 0.94},
+            },
+        )
+    )
+    first, second = (p.to_record("s", ["l1", "l2"]) for p in ranked_points(study, DEFINITION))
+    assert first["units"] == "328-32" and (first["l1"], first["l2"]) == (328, 32)
+    assert (first["fold_0_accuracy"], first["fold_1_accuracy"]) == (0.94, 0.96)
+    assert first["cv_loss_mean"] == 1.25 and first["cv_loss_std"] is None
+    assert "fold_0_accuracy" not in second and second["cv_loss_mean"] is None
+
+
+def test_html_ranking_matches_the_terminal_one() -> None:
+    points = ranked_points(study_with([(512, 128, 0.9783, 0.0012)]), DEFINITION)
+    html = ranking_html("2layer", DEFINITION, points)
+    assert "<caption>2layer: 1/9 grid points (BatchNorm + Dropout)</caption>" in html
+    assert "<td>1</td><td>0</td><td>512</td><td>128</td><td>0.9783 ± 0.0012</td>" in html

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import optuna
 from rich.console import Console
 
@@ -14,6 +16,9 @@ from tuner.errors import TunerError
 from tuner.reporting import ranked_points, render_ranking
 from tuner.storages import mask_password, open_storage
 from tuner.study import StudyDefinition
+
+if TYPE_CHECKING:
+    from tuner.reporting import Report
 
 
 def create_studies(
@@ -38,8 +43,13 @@ def create_studies(
     return created
 
 
-def launch(definitions: list[StudyDefinition], options: LaunchOptions, console: Console) -> None:
-    """Create or resume one study per definition, evaluate its whole grid, print the ranking."""
+def launch(
+    definitions: list[StudyDefinition], options: LaunchOptions, console: Console
+) -> tuple[list[tuple[optuna.Study, studies.StudyConfig]], Report | None]:
+    """Create or resume one study per definition, evaluate its whole grid, print the ranking.
+
+    Returns the studies (with their configs) and the report, when one was written.
+    """
     if options.study_name and len(definitions) > 1:
         raise TunerError("--study-name names one study: give exactly one --variant with it")
     if options.epochs is not None and options.epochs <= 0:
@@ -70,7 +80,7 @@ def launch(definitions: list[StudyDefinition], options: LaunchOptions, console: 
             + " ".join(f"--study-name {name}" for name in names),
             highlight=False,
         )
-        return
+        return created, None
     if options.workers == 1:
         from tuner.training import configure_device
 
@@ -82,7 +92,9 @@ def launch(definitions: list[StudyDefinition], options: LaunchOptions, console: 
     for study, config in created:
         points = ranked_points(study, config.definition)
         render_ranking(console, config.study_name, config.definition, points)
-    if options.report_dir is not None:
-        from tuner.reporting import build_report
+    if options.report_dir is None:
+        return created, None
+    from tuner.reporting import build_report
 
-        build_report(names, url, options.report_dir, refit=False, console=console, data=data)
+    report = build_report(names, url, options.report_dir, refit=False, console=console, data=data)
+    return created, report

@@ -4,19 +4,18 @@ For each variant whose grid is complete: the winner's final fit (run once, then 
 back from the storage), its over-fitting verdict, the pictures, and one row of the
 comparison table; then comparison.csv/.json, report.md and a self-contained report.html.
 The pictures and the final-fit summary are also attached to the study as Optuna
-artifacts, so optuna-dashboard shows them.
+artifacts, so optuna-dashboard shows them. :class:`Report` hands the same numbers,
+figures and paths to Python callers, and renders its comparison inline in Jupyter.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
@@ -24,8 +23,8 @@ from rich.console import Console
 
 from tuner.data import DataCache
 from tuner.errors import TunerError
-from tuner.reporting import _plots as plots
-from tuner.reporting._ranking import RankedPoint, ranked_points
+from tuner.reporting import _html
+from tuner.reporting._ranking import RankedPoint, ranked_points, ranking_html
 from tuner.reporting._verdict import Verdict, judge
 from tuner.scheduling import GridState
 from tuner.storages import artifact_dir, open_storage
@@ -38,6 +37,11 @@ from tuner.study import (
     schema,
     stored_final_fit,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tuner.reporting._plots import ReportFigure
 
 COLUMNS = [
     "variant",
@@ -56,10 +60,22 @@ COLUMNS = [
     "epochs",
     "grid_points",
 ]
+"""The comparison's columns: comparison.csv's header, the keys of each row."""
 
 
 @dataclass
 class VariantReport:
+    """One variant in the report: its winner's final fit, verdict, ranked grid and pictures.
+
+    Attributes:
+        config: The study's recorded settings (definition, dataset, epochs).
+        study: The Optuna study.
+        fit: The winner's final fit on all training images, tested on the test set.
+        verdict: Over-fits, under-fits or fits well, with its reason.
+        points: The ranked grid.
+        pictures: The PNGs the report wrote, by title (loss curves, weights, grid).
+    """
+
     config: StudyConfig
     study: optuna.Study
     fit: FinalFit
@@ -69,9 +85,17 @@ class VariantReport:
 
     @property
     def name(self) -> str:
+        """The study's name."""
         return self.config.study_name
 
+    def __repr__(self) -> str:
+        return (
+            f"VariantReport({self.name}: {self.verdict.word}, "
+            f"test accuracy {self.fit.test_accuracy:.4f})"
+        )
+
     def row(self) -> dict[str, Any]:
+        """This variant's row of the comparison table (the keys of :data:`COLUMNS`)."""
         best = self.points[0]
         return {
             "variant": self.name,
@@ -90,6 +114,111 @@ class VariantReport:
             "epochs": self.fit.epochs,
             "grid_points": self.config.definition.grid_size,
         }
+
+    def fold_histories(self) -> list[dict[str, list[float]]]:
+        """The per-epoch curves of the winner's cross-validation folds, fold 0 first."""
+        for point in self.points:
+            if point.trial_number == self.fit.trial_number:
+                return [fold.history for fold in point.folds]
+        trial = self.study.trials[self.fit.trial_number]
+        return [result.history for _, result in sorted(completed_folds(trial).items())]
+
+    def loss_curves(self) -> ReportFigure:
+        """The final fit's train and test loss per epoch, beside the winner's CV folds."""
+        from tuner.reporting import _plots
+
+        return _plots.loss_curves(self.name, self.fit, self.fold_histories())
+
+    def weight_violins(self) -> ReportFigure:
+        """The distribution of each layer's trained weights, one violin per layer."""
+        from tuner.reporting import _plots
+
+        return _plots.weight_violins(self.name, self.fit)
+
+    def grid_chart(self) -> ReportFigure:
+        """CV accuracy over the grid: a heatmap for two layers, a ranked strip for more."""
+        from tuner.reporting import _plots
+
+        return _plots.grid_chart(self.name, self.config.definition, self.points)
+
+    def _repr_html_(self) -> str:
+        return (
+            f"<h3>{_html.escape(self.name)}: {_html.escape(self.verdict.word)}</h3>"
+            f"<p>{_html.escape(self.verdict.reason)}; final fit of "
+            f"{'-'.join(map(str, self.fit.units))}: test accuracy "
+            f"{self.fit.test_accuracy:.4f}, test loss {self.fit.test_loss:.4f}</p>"
+            + ranking_html(self.name, self.config.definition, self.points)
+        )
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``tuner report`` wrote: the comparison's numbers, each variant, and the files.
+
+    In Jupyter it renders as the comparison table with every verdict's reason.
+
+    Attributes:
+        out: The folder the report was written to.
+        variants: Each reported study's :class:`VariantReport`, by study name.
+        rows: The comparison, one row per variant (the keys of :data:`COLUMNS`), exactly
+            as in comparison.csv and comparison.json.
+    """
+
+    out: Path
+    variants: dict[str, VariantReport]
+    rows: list[dict[str, Any]]
+
+    def __repr__(self) -> str:
+        return f"Report({str(self.out)!r}: {', '.join(self.variants)})"
+
+    @property
+    def html_path(self) -> Path:
+        """report.html: tables and pictures in one self-contained file."""
+        return self.out / "report.html"
+
+    @property
+    def markdown_path(self) -> Path:
+        """report.md, with the pictures beside it."""
+        return self.out / "report.md"
+
+    @property
+    def csv_path(self) -> Path:
+        """comparison.csv."""
+        return self.out / "comparison.csv"
+
+    @property
+    def json_path(self) -> Path:
+        """comparison.json."""
+        return self.out / "comparison.json"
+
+    @property
+    def comparison_png(self) -> Path:
+        """comparison.png: best CV accuracy beside test accuracy, per variant."""
+        return self.out / "comparison.png"
+
+    @property
+    def pictures(self) -> dict[str, dict[str, Path]]:
+        """Every variant's PNGs, by study name, then by title."""
+        return {name: dict(variant.pictures) for name, variant in self.variants.items()}
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """The comparison as plain dicts (copies)."""
+        return [dict(row) for row in self.rows]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The comparison as a DataFrame indexed by variant."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=COLUMNS).set_index("variant")
+
+    def comparison_chart(self) -> ReportFigure:
+        """Every variant's best CV accuracy beside its test accuracy."""
+        from tuner.reporting import _plots
+
+        return _plots.comparison_chart(self.rows)
+
+    def _repr_html_(self) -> str:
+        return comparison_html(self.rows)
 
 
 def complete_studies(
@@ -145,14 +274,13 @@ def _final_fit(
 
 
 def _draw(report: VariantReport, out: Path) -> None:
+    from tuner.reporting import _plots
+
     folder = out / report.name
-    best_trial = report.study.trials[report.fit.trial_number]
-    folds = [result.history for _, result in sorted(completed_folds(best_trial).items())]
-    definition = report.config.definition
     report.pictures = {
-        "loss curves": plots.loss_curves(report.name, report.fit, folds, folder / "loss.png"),
-        "weights": plots.weight_violins(report.name, report.fit, folder / "weights.png"),
-        "grid": plots.grid_chart(report.name, definition, report.points, folder / "grid.png"),
+        "loss curves": _plots.save(report.loss_curves(), folder / "loss.png"),
+        "weights": _plots.save(report.weight_violins(), folder / "weights.png"),
+        "grid": _plots.save(report.grid_chart(), folder / "grid.png"),
     }
 
 
@@ -208,17 +336,30 @@ SHOWN = [
     ("best_epoch", "best epoch"),
     ("verdict", "verdict"),
 ]
+"""The comparison's columns as the report shows them: (row key, title)."""
+
+
+def _comparison_cells(row: dict[str, Any]) -> list[str]:
+    cells = [_fmt(row[key]) for key, _ in SHOWN]
+    cells[4] = f"{row['cv_accuracy_mean']:.4f} ± {row['cv_accuracy_std']:.4f}"
+    return cells
+
+
+def comparison_html(rows: list[dict[str, Any]]) -> str:
+    """The comparison table and every verdict's reason, as report.html shows them."""
+    return _html.table(
+        [title for _, title in SHOWN], [_comparison_cells(row) for row in rows]
+    ) + _html.bullet_list(
+        [(row["variant"], f"{row['verdict']}: {row['verdict_reason']}") for row in rows]
+    )
 
 
 def _markdown(reports: list[VariantReport], rows: list[dict[str, Any]], out: Path) -> str:
     lines = ["# tuner report", "", "## Comparison", ""]
     lines.append("| " + " | ".join(title for _, title in SHOWN) + " |")
     lines.append("|" + "---|" * len(SHOWN))
-    for row in rows:
-        cells = [_fmt(row[key]) for key, _ in SHOWN]
-        cells[4] = f"{row['cv_accuracy_mean']:.4f} ± {row['cv_accuracy_std']:.4f}"
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Verdict rule: see `tuner/verdict.py`. Reasons:", ""]
+    lines += ["| " + " | ".join(_comparison_cells(row)) + " |" for row in rows]
+    lines += ["", "Verdict rule: see `tuner/reporting/_verdict.py`. Reasons:", ""]
     lines += [f"- **{row['variant']}**: {row['verdict']}: {row['verdict_reason']}" for row in rows]
     lines += ["", "![comparison](comparison.png)", ""]
     for report in reports:
@@ -245,69 +386,22 @@ def _markdown(reports: list[VariantReport], rows: list[dict[str, Any]], out: Pat
     return "\n".join(lines)
 
 
-def _inline(path: Path) -> str:
-    encoded = base64.b64encode(path.read_bytes()).decode()
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{encoded}">'
-
-
-def _html(reports: list[VariantReport], rows: list[dict[str, Any]], out: Path) -> str:
-    def table(header: list[str], body: list[list[str]]) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        cells = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
-
-    comparison = [
-        [_fmt(row[key]) for key, _ in SHOWN[:4]]
-        + [f"{row['cv_accuracy_mean']:.4f} ± {row['cv_accuracy_std']:.4f}"]
-        + [_fmt(row[key]) for key, _ in SHOWN[5:]]
-        for row in rows
-    ]
+def _page(reports: list[VariantReport], rows: list[dict[str, Any]], out: Path) -> str:
     parts = [
         "<h1>tuner report</h1><h2>Comparison</h2>",
-        table([title for _, title in SHOWN], comparison),
-        "<ul>"
-        + "".join(
-            f"<li><b>{html.escape(r['variant'])}</b>: {html.escape(r['verdict'])}: "
-            f"{html.escape(r['verdict_reason'])}</li>"
-            for r in rows
-        )
-        + "</ul>",
-        _inline(out / "comparison.png"),
+        comparison_html(rows),
+        _html.inline_png(out / "comparison.png"),
     ]
     for report in reports:
         definition = report.config.definition
-        parts.append(f"<h2>{html.escape(report.name)}</h2>")
+        parts.append(f"<h2>{_html.escape(report.name)}</h2>")
         parts.append(
-            f"<p>{html.escape(definition.regularisation)}, {definition.grid_size} grid points, "
+            f"<p>{_html.escape(definition.regularisation)}, {definition.grid_size} grid points, "
             f"{report.fit.epochs} epochs.</p>"
         )
-        parts.append(
-            table(
-                ["rank", *definition.layer_names, "CV accuracy", "time"],
-                [
-                    [
-                        str(p.rank),
-                        *map(str, p.units),
-                        f"{p.mean_accuracy:.4f} ± {p.std_accuracy:.4f}",
-                        f"{p.seconds:.1f} s",
-                    ]
-                    for p in report.points
-                ],
-            )
-        )
-        parts += [_inline(path) for path in report.pictures.values()]
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-        "padding:4px 8px;text-align:right}th{background:#f3f3f3}img{max-width:100%;"
-        "display:block;margin:1em 0}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>tuner report</title>"
-        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>"
-    )
+        parts.append(ranking_html(report.name, definition, report.points))
+        parts += [_html.inline_png(path) for path in report.pictures.values()]
+    return _html.page("tuner report", parts)
 
 
 def build_report(
@@ -317,8 +411,23 @@ def build_report(
     refit: bool,
     console: Console,
     data: DataCache | None = None,
-) -> Path | None:
-    """Write the report for the chosen (or all complete) studies; returns report.html."""
+) -> Report | None:
+    """Write the report for the chosen (or all complete) studies.
+
+    Args:
+        names: Studies to report; empty (or ``all``) means every complete one.
+        storage_url: The Optuna storage.
+        out: Folder to write into (created).
+        refit: Retrain the winners even where a final fit is stored.
+        console: Where progress messages go.
+        data: Datasets already loaded in this process, reused for final fits.
+
+    Returns:
+        The report, or None when no study has a complete grid yet.
+
+    Raises:
+        TunerError: A named study does not exist or is not complete.
+    """
     storage = open_storage(storage_url, must_exist=True)
     chosen = complete_studies(storage, names)
     if not chosen:
@@ -347,8 +456,11 @@ def build_report(
         _attach_to_dashboard(report, storage, artifacts, fresh)
         reports.append(report)
     rows = _write_tables(reports, out)
-    plots.comparison_chart(rows, out / "comparison.png")
-    (out / "report.md").write_text(_markdown(reports, rows, out))
-    (out / "report.html").write_text(_html(reports, rows, out))
-    console.print(f"report written to {out / 'report.html'} (and report.md, comparison.csv)")
-    return out / "report.html"
+    result = Report(out, {report.name: report for report in reports}, rows)
+    from tuner.reporting import _plots
+
+    _plots.save(result.comparison_chart(), result.comparison_png)
+    result.markdown_path.write_text(_markdown(reports, rows, out))
+    result.html_path.write_text(_page(reports, rows, out))
+    console.print(f"report written to {result.html_path} (and report.md, comparison.csv)")
+    return result
