@@ -17,6 +17,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from tuner.commands._options import DEFAULT_PACK
 from tuner.errors import TunerError, WorkerInterrupted
 from tuner.study import TRAINERS
 
@@ -111,9 +112,18 @@ VerboseOption = Annotated[bool, typer.Option(help="Log more.")]
 TrainerOption = Annotated[
     str,
     typer.Option(
-        help="packed: a grid point's folds trained together as one model; fast: one fold "
-        "at a time, whole epochs in one TensorFlow graph with fused Adam; keras: plain "
-        "model.fit (the reference)."
+        help="packed: a grid point's folds trained together as one model; grid: many grid "
+        "points with all their folds trained as one model (see --pack); fast: one fold "
+        "at a time, whole epochs in one graph with fused Adam; keras: plain model.fit "
+        "(the reference)."
+    ),
+]
+PackOption = Annotated[
+    int,
+    typer.Option(
+        help="With --trainer grid: the most grid points one worker trains together (each "
+        "worker takes no more than a fair share of what is waiting).",
+        min=1,
     ),
 ]
 BackendOption = Annotated[
@@ -175,6 +185,7 @@ def launch(
     ] = True,
     out: OutOption = Path("reports"),
     trainer: TrainerOption = TRAINERS[0],
+    pack: PackOption = DEFAULT_PACK,
     backend: BackendOption = None,
     mix_backends: MixBackendsOption = False,
     verbose: VerboseOption = False,
@@ -196,6 +207,7 @@ def launch(
         studies_dir=studies,
         workers=workers,
         trainer=trainer,
+        pack=pack,
         backend=backend,
         threads=threads,
         gpu=gpu,
@@ -230,6 +242,7 @@ def worker(
         bool, typer.Option(help="Live progress bars when on a terminal.", hidden=True)
     ] = True,
     trainer: TrainerOption = TRAINERS[0],
+    pack: PackOption = DEFAULT_PACK,
     backend: BackendOption = None,
     mix_backends: MixBackendsOption = False,
     verbose: VerboseOption = False,
@@ -246,6 +259,7 @@ def worker(
         [*(variant or []), *(study_name or [])],
         storage=storage,
         trainer=trainer,
+        pack=pack,
         backend=backend,
         threads=threads,
         gpu=gpu,

@@ -63,6 +63,7 @@ class ProgressDisplay:
         self._trial_task: TaskID | None = None
         self._epochs_per_fold = 1
         self._packed = 1
+        self._points = 1
         self._fold_text = ""
         self._label = ""
 
@@ -96,8 +97,26 @@ class ProgressDisplay:
         self._redraw()
 
     def trial_started(self, number: int, label: str) -> None:
+        self._points = 1
         self._label = label
         self._trial_task = self._progress.add_task(f"  trial {number}", total=None, detail=label)
+        self._redraw()
+
+    def batch_started(self, numbers: list[int], labels: list[str]) -> None:
+        """Several grid points train together (grid packing): one bar for all of them."""
+        self._points = len(numbers)
+        shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3}" if len(labels) > 3 else "")
+        self._label = f"{len(numbers)} points together ({shown})"
+        self._trial_task = self._progress.add_task(
+            f"  trials {min(numbers)}-{max(numbers)}", total=None, detail=self._label
+        )
+        if not self.live:
+            self.console.print(
+                f"trials {', '.join(map(str, numbers))}: {len(numbers)} grid points training "
+                "together",
+                highlight=False,
+                markup=False,
+            )
         self._redraw()
 
     def fold_started(self, fold: int, n_folds: int, epochs: int, packed: int = 1) -> None:
@@ -127,7 +146,7 @@ class ProgressDisplay:
             advance=self._packed,
             detail=f"{self._label} {self._fold_text} epoch {epoch}/{self._epochs_per_fold}{metric}",
         )
-        self._progress.advance(self._study_task, self._packed)
+        self._progress.advance(self._study_task, self._packed * self._points)
         self._redraw()
 
     def trial_finished(self, number: int, label: str, message: str, completed: bool) -> None:

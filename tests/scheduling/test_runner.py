@@ -80,3 +80,40 @@ def test_an_interrupt_gives_back_every_held_point(tiny: TinyStudy, interrupt: ob
     report = TrialRunner(tiny.scheduler(), lambda c, r: 0.5, claim_size=3).run()
     assert report.evaluated == 2
     assert report.state is not None and report.state.complete == {0, 1, 2}
+
+
+def test_points_trained_together_are_told_one_by_one(tiny: TinyStudy) -> None:
+    batches: list[list[int]] = []
+
+    def together(claims: list[ClaimedTrial], recorders: list[TrialRecorder]) -> list:
+        batches.append([c.grid_id for c in claims])
+        outcomes: list[float | Exception] = []
+        for claim, recorder in zip(claims, recorders, strict=True):
+            recorder.set_user_attrs(**{schema.UNITS: list(claim.units)})
+            if claim.grid_id == 1:
+                outcomes.append(PermanentTrialError("training loss became non-finite"))
+            else:
+                outcomes.append(claim.units[0] / 100)
+        return outcomes
+
+    def alone(claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        raise AssertionError("a batch of several points must be evaluated together")
+
+    report = TrialRunner(tiny.scheduler(), alone, evaluate_batch=together, claim_size=8).run()
+    assert batches == [[0, 1, 2]]
+    assert report.evaluated == 2
+    trials = {t.system_attrs[schema.GRID_ID]: t for t in tiny.study.get_trials()}
+    assert trials[0].state == trials[2].state == TrialState.COMPLETE
+    assert trials[1].state == TrialState.FAIL  # failed alone, the others were told
+    assert trials[1].system_attrs[schema.RETRYABLE] is False
+
+
+def test_an_interrupt_during_a_batch_gives_back_every_point(tiny: TinyStudy) -> None:
+    def together(claims: list[ClaimedTrial], recorders: list[TrialRecorder]) -> list:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        TrialRunner(tiny.scheduler(), lambda c, r: 0.5, evaluate_batch=together, claim_size=3).run()
+    trials = tiny.study.get_trials()
+    assert len(trials) == 3
+    assert all(t.state == TrialState.FAIL and t.system_attrs[schema.INTERRUPTED] for t in trials)

@@ -208,3 +208,17 @@ def test_lost_workers_have_their_own_attempt_budget(tiny: TinyStudy) -> None:
     assert state.failures[0] == 0 and state.stale[0] == 2
     # ...but two is this study's budget for lost workers.
     assert state.given_up(1) == [0]
+
+
+def test_a_claim_takes_a_fair_share_when_other_workers_are_alive(tiny: TinyStudy) -> None:
+    first, second = tiny.scheduler(), tiny.scheduler()
+    second.worker_id = "other-host/1"
+    second.announce()
+    claims, _ = first.claim(8)
+    # Three points waiting, two live workers: at most two for this one.
+    assert len(claims) == 2
+    assert first.live_workers() == 2
+    second.retire()
+    assert first.live_workers() == 1
+    rest, _ = first.claim(8)
+    assert len(rest) == 1

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from tuner.api._setup import names_list, output, quiet_optuna, select_backend
 from tuner.api._variants import VariantsArgument, resolve_variants
-from tuner.commands import LaunchOptions, WorkerOptions, run_worker
+from tuner.commands import DEFAULT_PACK, LaunchOptions, WorkerOptions, run_worker
 from tuner.commands import launch as launch_command
 from tuner.data import DatasetSpec
 from tuner.errors import TunerError
@@ -28,6 +28,7 @@ def _worker_options(
     threads: int | None,
     gpu: int | None,
     trainer: str,
+    pack: int,
     backend: str,
     mix_backends: bool,
     live: bool,
@@ -41,6 +42,7 @@ def _worker_options(
         gpu=gpu,
         live_progress=live,
         trainer=trainer,
+        pack=pack,
         backend=backend,
         mix_backends=mix_backends,
     )
@@ -49,6 +51,11 @@ def _worker_options(
 def _check_trainer(trainer: str) -> None:
     if trainer not in TRAINERS:
         raise TunerError(f"unknown --trainer '{trainer}'; choose one of {', '.join(TRAINERS)}")
+
+
+def _check_pack(pack: int) -> None:
+    if pack < 1:
+        raise TunerError(f"--pack must be at least 1 grid point, got {pack}")
 
 
 def launch(
@@ -62,6 +69,7 @@ def launch(
     studies_dir: str | Path | None = None,
     workers: int = 1,
     trainer: str = TRAINERS[0],
+    pack: int = DEFAULT_PACK,
     backend: str | None = None,
     threads: int | None = None,
     gpu: int | None = None,
@@ -96,7 +104,9 @@ def launch(
         studies_dir: Folder of definition files for variant names (default:
             ``$TUNER_STUDIES``, else the project's ``studies/``).
         workers: Local worker processes; 0 only creates the studies.
-        trainer: ``packed`` (folds trained together), ``fast`` or ``keras``.
+        trainer: ``packed`` (a point's folds trained together), ``grid`` (many points
+            with all their folds trained together), ``fast`` or ``keras``.
+        pack: With ``grid``, the most grid points this worker trains together.
         backend: Keras backend, ``tensorflow`` or ``jax`` (default: ``$KERAS_BACKEND``,
             else TensorFlow); fixed for the process once Keras is imported.
         threads: Training threads per worker process.
@@ -123,6 +133,7 @@ def launch(
             launch, its finished folds reused.
     """
     _check_trainer(trainer)
+    _check_pack(pack)
     definitions = resolve_variants(variants, studies_dir)
     spec = DatasetSpec.parse(str(dataset), subset)
     chosen_backend = select_backend(backend, load=True)
@@ -137,6 +148,7 @@ def launch(
             threads=threads,
             gpu=gpu,
             trainer=trainer,
+            pack=pack,
             backend=chosen_backend,
             mix_backends=mix_backends,
             live=True,
@@ -158,6 +170,7 @@ def work(
     *,
     storage: str | None = None,
     trainer: str = TRAINERS[0],
+    pack: int = DEFAULT_PACK,
     backend: str | None = None,
     threads: int | None = None,
     gpu: int | None = None,
@@ -179,7 +192,9 @@ def work(
         names: Studies to work on (default, or ``"all"``: every tuner study).
         storage: Optuna storage URL (default: ``$TUNER_STORAGE``, else
             ``sqlite:///tuner.db``, which must exist).
-        trainer: ``packed`` (folds trained together), ``fast`` or ``keras``.
+        trainer: ``packed`` (a point's folds trained together), ``grid`` (many points
+            with all their folds trained together), ``fast`` or ``keras``.
+        pack: With ``grid``, the most grid points this worker trains together.
         backend: Keras backend, ``tensorflow`` or ``jax`` (default: ``$KERAS_BACKEND``,
             else TensorFlow).
         threads: Training threads.
@@ -199,6 +214,7 @@ def work(
         KeyboardInterrupt: Interrupted; the running grid point is given back.
     """
     _check_trainer(trainer)
+    _check_pack(pack)
     chosen_backend = select_backend(backend, load=True)
     quiet_optuna(verbose)
     options = _worker_options(
@@ -209,6 +225,7 @@ def work(
         threads=threads,
         gpu=gpu,
         trainer=trainer,
+        pack=pack,
         backend=chosen_backend,
         mix_backends=mix_backends,
         live=live,

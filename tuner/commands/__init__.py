@@ -6,10 +6,11 @@ delegates here; these compose the study, scheduling, training and reporting pack
 
 from tuner.commands._launch import create_studies, launch
 from tuner.commands._local_workers import run_local_workers, worker_command
-from tuner.commands._options import LaunchOptions, WorkerOptions
+from tuner.commands._options import DEFAULT_PACK, LaunchOptions, WorkerOptions
 from tuner.commands._worker import run_worker, work_study
 
 __all__ = [
+    "DEFAULT_PACK",
     "LaunchOptions",
     "WorkerOptions",
     "create_studies",

@@ -29,7 +29,7 @@ def worker_command(study_names: list[str], options: WorkerOptions, threads: int)
     command += ["--max-attempts", str(options.max_attempts)]
     command += ["--max-stale-attempts", str(options.max_stale_attempts)]
     command += ["--threads", str(threads), "--trainer", options.trainer]
-    command += ["--backend", options.backend]
+    command += ["--backend", options.backend, "--pack", str(options.pack)]
     if options.mix_backends:
         command.append("--mix-backends")
     if options.gpu is not None:

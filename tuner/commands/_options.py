@@ -10,6 +10,10 @@ from tuner.scheduling import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_STALE_ATTEMPTS
 from tuner.storages import DEFAULT_HEARTBEAT_SECONDS
 from tuner.study import BACKENDS, TRAINERS
 
+DEFAULT_PACK = 16
+"""Grid points trained together by default (``--pack``): the study's 2layer grid fits in
+one batch; larger grids split into several."""
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -24,7 +28,9 @@ class WorkerOptions:
         threads: TensorFlow threads (None: TensorFlow's default).
         gpu: GPU index to train on (None: the first visible, else the CPU).
         live_progress: Live progress bars when output is a terminal.
-        trainer: ``packed``, ``fast`` or ``keras``.
+        trainer: ``packed``, ``grid``, ``fast`` or ``keras``.
+        pack: With the ``grid`` trainer, the most grid points one worker trains together
+            (each worker also takes no more than a fair share of what is waiting).
         backend: The Keras backend, ``tensorflow`` or ``jax`` (already selected for the
             process by :func:`tuner.training.use_backend`).
         mix_backends: Train a study created on another backend anyway.
@@ -38,6 +44,7 @@ class WorkerOptions:
     gpu: int | None = None
     live_progress: bool = True
     trainer: str = TRAINERS[0]
+    pack: int = DEFAULT_PACK
     backend: str = BACKENDS[0]
     mix_backends: bool = False
 

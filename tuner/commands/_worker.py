@@ -58,7 +58,14 @@ def work_study(
             definition.protocol.folds,
             config.epochs,
         )
-        report = TrialRunner(scheduler, evaluate, listener=display).run()
+        together = options.trainer == "grid"
+        report = TrialRunner(
+            scheduler,
+            evaluate,
+            evaluate_batch=evaluate.evaluate_batch if together else None,
+            claim_size=options.pack if together else 1,
+            listener=display,
+        ).run()
     if report.state is not None:
         scheduler.ensure_complete(report.state)
     return report

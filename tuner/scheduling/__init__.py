@@ -12,7 +12,13 @@ from tuner.scheduling._grid_state import (
     GridState,
 )
 from tuner.scheduling._heartbeat import Heartbeat
-from tuner.scheduling._runner import Evaluate, RunReport, TrialListener, TrialRunner
+from tuner.scheduling._runner import (
+    Evaluate,
+    EvaluateBatch,
+    RunReport,
+    TrialListener,
+    TrialRunner,
+)
 from tuner.scheduling._scheduler import ClaimedTrial, GridScheduler, TrialRecorder
 from tuner.scheduling._signals import interrupts_raise
 
@@ -21,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_STALE_ATTEMPTS",
     "ClaimedTrial",
     "Evaluate",
+    "EvaluateBatch",
     "GridScheduler",
     "GridState",
     "Heartbeat",

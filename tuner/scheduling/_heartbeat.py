@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import optuna
 
@@ -19,9 +19,13 @@ class Heartbeat:
     """Records a heartbeat for every held trial every ``interval`` seconds until closed."""
 
     def __init__(
-        self, storage: optuna.storages.RDBStorage, trial_ids: Iterable[int], interval: float
+        self,
+        storage: optuna.storages.RDBStorage,
+        trial_ids: Iterable[int],
+        interval: float,
+        on_beat: Callable[[], None] | None = None,
     ) -> None:
-        self.storage, self.interval = storage, interval
+        self.storage, self.interval, self.on_beat = storage, interval, on_beat
         self._held = set(trial_ids)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -49,3 +53,8 @@ class Heartbeat:
                     self.storage.record_heartbeat(trial_id)
                 except Exception as exc:
                     log.warning("heartbeat for trial id %s failed, will retry: %s", trial_id, exc)
+            if self.on_beat is not None:
+                try:
+                    self.on_beat()
+                except Exception as exc:
+                    log.warning("worker announcement failed, will retry: %s", exc)

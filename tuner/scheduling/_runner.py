@@ -10,9 +10,10 @@ runner still holds, then propagates.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 Evaluate = Callable[[ClaimedTrial, TrialRecorder], float]
 """Trains one claimed grid point, records what it measures, returns the trial's value."""
+EvaluateBatch = Callable[[list[ClaimedTrial], list[TrialRecorder]], list[float | Exception]]
+"""Trains several claimed points together; per point its value, or the error it alone hit."""
 
 
 class TrialListener(Protocol):
@@ -35,6 +38,8 @@ class TrialListener(Protocol):
     def trial_started(self, number: int, label: str) -> None: ...
 
     def trial_finished(self, number: int, label: str, message: str, completed: bool) -> None: ...
+
+    def batch_started(self, numbers: list[int], labels: list[str]) -> None: ...
 
 
 @dataclass
@@ -51,7 +56,10 @@ class TrialRunner:
     Args:
         scheduler: Decides what runs and records how it ended.
         evaluate: Trains one claimed point and returns its value.
-        claim_size: Grid points claimed at once (all are held, heartbeating, until run).
+        evaluate_batch: Trains several claimed points together (grid packing); used for
+            every claim of more than one point when given.
+        claim_size: Most grid points claimed at once (all held, heartbeating, until run);
+            the scheduler gives each worker a fair share of what is left.
         poll_seconds: Wait between claims while other workers still hold points.
         listener: Told about each trial's start and end.
     """
@@ -61,12 +69,14 @@ class TrialRunner:
         scheduler: GridScheduler,
         evaluate: Evaluate,
         *,
+        evaluate_batch: EvaluateBatch | None = None,
         claim_size: int = 1,
         poll_seconds: float = 2.0,
         listener: TrialListener | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.evaluate = evaluate
+        self.evaluate_batch = evaluate_batch
         self.claim_size = claim_size
         self.poll_seconds = poll_seconds
         self.listener = listener
@@ -74,7 +84,7 @@ class TrialRunner:
     def run(self) -> RunReport:
         """Claim and evaluate until every point is complete, given up, or held elsewhere."""
         report = RunReport()
-        with interrupts_raise():
+        with interrupts_raise(), self._announced():
             while True:
                 claims, state = with_retries(
                     lambda: self.scheduler.claim(self.claim_size), "claiming grid points"
@@ -87,11 +97,26 @@ class TrialRunner:
                     continue
                 report.evaluated += self._run_batch(claims)
 
+    @contextlib.contextmanager
+    def _announced(self) -> Iterator[None]:
+        # Other workers size their fair shares by who is alive; say so, and say goodbye.
+        with_retries(self.scheduler.announce, "announcing this worker")
+        try:
+            yield
+        finally:
+            try:
+                self.scheduler.retire()
+            except Exception as exc:
+                log.warning("could not withdraw this worker's announcement: %s", exc)
+
     def _run_batch(self, claims: list[ClaimedTrial]) -> int:
         completed = 0
         pending = list(claims)
         with self.scheduler.heartbeat(claims) as heartbeat:
             try:
+                if self.evaluate_batch is not None and len(claims) > 1:
+                    completed = self._run_together(claims)
+                    pending.clear()
                 while pending:
                     claim = pending[0]
                     if self._run_one(claim):
@@ -107,22 +132,48 @@ class TrialRunner:
                 raise
         return completed
 
+    def _run_together(self, claims: list[ClaimedTrial]) -> int:
+        """Evaluate a batch in one go; each point is then told (or failed) on its own."""
+        assert self.evaluate_batch is not None
+        if self.listener:
+            self.listener.batch_started([c.number for c in claims], [c.label for c in claims])
+        recorders = [self.scheduler.recorder(claim) for claim in claims]
+        try:
+            outcomes = self.evaluate_batch(claims, recorders)
+        except Exception as exc:
+            log.exception("trials %s failed together", [c.number for c in claims])
+            outcomes = [exc] * len(claims)
+        return sum(
+            self._tell(claim, recorder, outcome)
+            for claim, recorder, outcome in zip(claims, recorders, outcomes, strict=True)
+        )
+
     def _run_one(self, claim: ClaimedTrial) -> bool:
         """Evaluate one claimed trial; True when it ended COMPLETE."""
         if self.listener:
             self.listener.trial_started(claim.number, claim.label)
         recorder = self.scheduler.recorder(claim)
         try:
-            value = self.evaluate(claim, recorder)
-        except PermanentTrialError as exc:
-            self.scheduler.fail(claim, str(exc), retryable=False)
-            self._finished(claim, f"FAIL: {exc}", completed=False)
-            return False
+            outcome: float | Exception = self.evaluate(claim, recorder)
         except Exception as exc:
-            log.exception("trial %s failed", claim.number)
-            self.scheduler.fail(claim, f"{type(exc).__name__}: {exc}", retryable=True)
-            self._finished(claim, f"FAIL: {exc}", completed=False)
+            if not isinstance(exc, PermanentTrialError):
+                log.exception("trial %s failed", claim.number)
+            outcome = exc
+        return self._tell(claim, recorder, outcome)
+
+    def _tell(
+        self, claim: ClaimedTrial, recorder: TrialRecorder, outcome: float | Exception
+    ) -> bool:
+        """Record how one trial ended; True when it ended COMPLETE."""
+        if isinstance(outcome, PermanentTrialError):
+            self.scheduler.fail(claim, str(outcome), retryable=False)
+            self._finished(claim, f"FAIL: {outcome}", completed=False)
             return False
+        if isinstance(outcome, Exception):
+            self.scheduler.fail(claim, f"{type(outcome).__name__}: {outcome}", retryable=True)
+            self._finished(claim, f"FAIL: {outcome}", completed=False)
+            return False
+        value = outcome
         if not self.scheduler.complete(claim, value, recorder):
             self._finished(claim, "result dropped: the point was re-run elsewhere", False)
             return False

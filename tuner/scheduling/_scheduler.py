@@ -29,6 +29,10 @@ trains, and :class:`~tuner.scheduling.TrialRunner` joins the two.
 from __future__ import annotations
 
 import logging
+import math
+import os
+import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +144,7 @@ class GridScheduler:
         self.max_attempts = max_attempts
         self.max_stale_attempts = max_stale_attempts
         self.study_id = storage.get_study_id_from_name(study.study_name)
+        self.worker_id = f"{socket.gethostname()}/{os.getpid()}"
         self._ledger = TrialLedger(
             storage,
             self.study_id,
@@ -159,17 +164,49 @@ class GridScheduler:
         """Where each grid point stands now (a lean read: states and grid ids only)."""
         return GridState.of(self._ledger.rows(), self.definition.grid_size, self.max_stale_attempts)
 
+    def announce(self) -> None:
+        """Tell other workers of this study that this one is alive (for fair shares).
+
+        Called on start and with every heartbeat; an announcement older than the grace
+        period means the worker is gone.
+        """
+        self.storage.set_study_system_attr(
+            self.study_id, schema.WORKER_PREFIX + self.worker_id, time.time()
+        )
+
+    def retire(self) -> None:
+        """Withdraw this worker's announcement (it takes no more points)."""
+        self.storage.set_study_system_attr(self.study_id, schema.WORKER_PREFIX + self.worker_id, 0)
+
+    def live_workers(self) -> int:
+        """Workers of this study that announced themselves within the grace period."""
+        grace = self.storage.grace_period or 2 * self.heartbeat_interval
+        fresh_after = time.time() - grace
+        attrs = self.storage.get_study_system_attrs(self.study_id)
+        return sum(
+            1
+            for key, value in attrs.items()
+            if key.startswith(schema.WORKER_PREFIX) and float(value) > fresh_after
+        )
+
     def claim(self, count: int = 1) -> tuple[list[ClaimedTrial], GridState]:
         """Claim up to ``count`` waiting grid points as RUNNING trials held by this process.
 
-        Returns the claimed trials (none when nothing is waiting) and the grid's state
-        just after the claim. Safe against every other worker of the study.
+        With other live workers, a claim takes at most a fair share of what is waiting
+        (waiting points / live workers, rounded up), so no worker holds the whole grid
+        while others idle. Returns the claimed trials (none when nothing is waiting) and
+        the grid's state just after the claim. Safe against every other worker.
         """
         if count < 1:
             raise ValueError(f"claim count must be positive, got {count}")
+        self.announce()
         with claim_lock(self.storage_url, self.study.study_name):
             self.reap_stale()
             state = self.grid_state()
+            if count > 1:
+                waiting = len(state.waiting(self.max_attempts))
+                workers = max(1, self.live_workers())
+                count = max(1, min(count, math.ceil(waiting / workers)))
             claims = []
             for grid_id in state.next_points(self.max_attempts, count):
                 template = running_trial_template(self.study, self.definition, grid_id)
@@ -239,7 +276,12 @@ class GridScheduler:
 
     def heartbeat(self, claims: list[ClaimedTrial]) -> Heartbeat:
         """A context manager that keeps the claimed trials' heartbeats going."""
-        return Heartbeat(self.storage, [c.trial_id for c in claims], self.heartbeat_interval)
+        return Heartbeat(
+            self.storage,
+            [c.trial_id for c in claims],
+            self.heartbeat_interval,
+            on_beat=self.announce,
+        )
 
     def recorder(self, claim: ClaimedTrial) -> TrialRecorder:
         """Where the evaluation of a claimed trial records what it measures."""

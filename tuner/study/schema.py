@@ -54,6 +54,11 @@ STUDY_BACKEND = STUDY_PREFIX + "backend"
 FINAL_FIT = STUDY_PREFIX + "final_fit"
 DASHBOARD_ARTIFACTS = STUDY_PREFIX + "dashboard_artifacts"
 
+# Study system attributes.
+WORKER_PREFIX = "tuner.worker:"
+"""``tuner.worker:HOST/PID``: when that worker last said it was alive (Unix time; 0 once it
+stopped), so claims can give each live worker a fair share of what is waiting."""
+
 
 def fold_key(fold: int) -> str:
     """The user attribute holding one fold's result."""

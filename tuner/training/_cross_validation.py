@@ -22,7 +22,13 @@ from tuner.errors import PermanentTrialError
 from tuner.scheduling import ClaimedTrial, TrialRecorder
 from tuner.study import TRAINERS, FoldResult, StudyDefinition, schema
 from tuner.training._backend import active_backend, training_loops
-from tuner.training._models import build_model, build_packed_model, pack_weights
+from tuner.training._models import (
+    build_grid_model,
+    build_model,
+    build_packed_model,
+    grid_weights,
+    pack_weights,
+)
 
 HISTORY_KEYS = schema.HISTORY_KEYS
 
@@ -215,12 +221,10 @@ class CrossValidation:
         self.trainer = trainer
         self.listener = listener
 
-    def __call__(self, claim: ClaimedTrial, recorder: TrialRecorder) -> float:
-        """Mean validation accuracy over the folds; folds the claim reuses are not retrained."""
-        units = claim.units
+    def _record_start(self, claim: ClaimedTrial, recorder: TrialRecorder) -> None:
         recorder.set_user_attrs(
             **{
-                schema.UNITS: list(units),
+                schema.UNITS: list(claim.units),
                 schema.HOST: socket.gethostname(),
                 schema.PID: os.getpid(),
                 schema.DEVICE: self.device,
@@ -228,12 +232,128 @@ class CrossValidation:
                 schema.BACKEND: active_backend(),
             }
         )
+
+    def evaluate_batch(
+        self, claims: list[ClaimedTrial], recorders: list[TrialRecorder]
+    ) -> list[float | Exception]:
+        """Train several grid points with all their folds as one grid model (grid packing).
+
+        Each point's math equals a separate fit from the same initial weights, up to float
+        rounding, with one difference: within a fold every point sees the same batch
+        order (common random numbers, which also makes their comparison fairer). Points
+        that reuse folds of an earlier attempt, and other trainers, run one by one.
+        """
+        if self.trainer != "grid" or any(c.reused_folds for c in claims):
+            return [self._one_of_many(c, r) for c, r in zip(claims, recorders, strict=True)]
+        for claim, recorder in zip(claims, recorders, strict=True):
+            self._record_start(claim, recorder)
+        started = time.perf_counter()
+        histories = self._train_grid([claim.units for claim in claims])
+        seconds = (time.perf_counter() - started) / (len(claims) * len(self.folds))
+        outcomes: list[float | Exception] = []
+        for point, recorder in enumerate(recorders):
+            results = []
+            for fold in range(len(self.folds)):
+                history = histories[fold * len(claims) + point]
+                results.append(
+                    FoldResult(
+                        fold=fold,
+                        accuracy=history["val_accuracy"][-1],
+                        loss=history["val_loss"][-1],
+                        seconds=seconds,
+                        history=history,
+                    )
+                )
+            bad = [r.fold for r in results if not all(math.isfinite(v) for v in r.history["loss"])]
+            if bad:
+                # The other points of the batch trained on untouched: only this one fails.
+                outcomes.append(
+                    NonFiniteLossError(f"training loss became non-finite on fold {bad[0]}")
+                )
+                continue
+            outcomes.append(self._record_folds(recorder, results, started))
+        keras.backend.clear_session()
+        return outcomes
+
+    def _one_of_many(self, claim: ClaimedTrial, recorder: TrialRecorder) -> float | Exception:
+        try:
+            return self(claim, recorder)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            return exc
+
+    def _train_grid(self, points: list[tuple[int, ...]]) -> list[dict[str, list[float]]]:
+        """Histories of every (fold, point), fold-major."""
+        folds = len(self.folds)
+        model = build_grid_model(self.definition, points, folds)
+        grid_weights(
+            model,
+            [
+                [
+                    build_model(self.definition, units, seed=fold_seed(self.base_seed, units, f))
+                    for f in range(folds)
+                ]
+                for units in points
+            ],
+            folds,
+        )
+        if self.listener:
+            self.listener.fold_started(1, folds, self.epochs, packed=folds)
+        _, packed = training_loops()
+        return packed(model, self.definition, folds, points=len(points)).fit_folds(
+            self.dataset.x_train,
+            self.dataset.y_train,
+            self.folds,
+            epochs=self.epochs,
+            # One batch order per fold, shared by every point (common random numbers).
+            seed=zlib.crc32(f"{self.base_seed}:grid".encode()),
+            on_epoch_end=self.listener.epoch_ended if self.listener else None,
+        )
+
+    def _record_folds(
+        self, recorder: TrialRecorder, results: list[FoldResult], started: float
+    ) -> float:
+        for done in range(1, len(results) + 1):
+            self._record_fold(recorder, results[:done])
+        return self._record_summary(recorder, results, started)
+
+    @staticmethod
+    def _record_fold(recorder: TrialRecorder, results: list[FoldResult]) -> None:
+        """Record the last of ``results`` and the running mean over them."""
+        latest = results[-1]
+        recorder.set_user_attrs(**{schema.fold_key(latest.fold): latest.to_dict()})
+        recorder.report(float(np.mean([r.accuracy for r in results])), step=latest.fold)
+
+    @staticmethod
+    def _record_summary(
+        recorder: TrialRecorder, results: list[FoldResult], started: float
+    ) -> float:
+        accuracies = [r.accuracy for r in results]
+        losses = [r.loss for r in results]
+        recorder.set_user_attrs(
+            **{
+                schema.FOLD_ACCURACIES: accuracies,
+                schema.FOLD_LOSSES: losses,
+                schema.ACCURACY_STD: float(np.std(accuracies)),
+                schema.LOSS_MEAN: float(np.mean(losses)),
+                schema.LOSS_STD: float(np.std(losses)),
+                schema.TRAIN_SECONDS: float(sum(r.seconds for r in results)),
+                schema.WALL_SECONDS: time.perf_counter() - started,
+            }
+        )
+        return float(np.mean(accuracies))
+
+    def __call__(self, claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        """Mean validation accuracy over the folds; folds the claim reuses are not retrained."""
+        units = claim.units
+        self._record_start(claim, recorder)
         started = time.perf_counter()
         fold_trainer = FoldTrainer(self.definition, units, self.trainer)
         reuse = dict(claim.reused_folds)
         folds = self.folds
         pending = {fold: split for fold, split in enumerate(folds) if fold not in reuse}
-        if self.trainer == "packed" and len(pending) > 1:
+        if self.trainer in ("grid", "packed") and len(pending) > 1:
             reuse.update(
                 fold_trainer.train_packed(
                     self.dataset,
@@ -260,21 +380,8 @@ class CrossValidation:
                     listener=self.listener,
                 )
             results.append(result)
-            recorder.set_user_attrs(**{schema.fold_key(fold): result.to_dict()})
-            recorder.report(float(np.mean([r.accuracy for r in results])), step=fold)
-
-        accuracies = [r.accuracy for r in results]
-        losses = [r.loss for r in results]
-        recorder.set_user_attrs(
-            **{
-                schema.FOLD_ACCURACIES: accuracies,
-                schema.FOLD_LOSSES: losses,
-                schema.ACCURACY_STD: float(np.std(accuracies)),
-                schema.LOSS_MEAN: float(np.mean(losses)),
-                schema.LOSS_STD: float(np.std(losses)),
-                schema.TRAIN_SECONDS: float(sum(r.seconds for r in results)),
-                schema.WALL_SECONDS: time.perf_counter() - started,
-            }
-        )
+            # Each fold is recorded as it ends, so an interrupted attempt's folds are reused.
+            self._record_fold(recorder, results)
+        value = self._record_summary(recorder, results, started)
         keras.backend.clear_session()
-        return float(np.mean(accuracies))
+        return value

@@ -126,3 +126,194 @@ def pack_weights(packed: keras.Model, separate: Sequence[keras.Model]) -> None:
         ]
         layer.kernel.assign(np.stack([np.asarray(s.kernel) for s in sources]))
         layer.bias.assign(np.stack([np.asarray(s.bias) for s in sources]))
+
+
+class GridInputDense(layers.Layer):
+    """The first layer of many grid points for k folds: one wide matmul per fold.
+
+    Every point's first-layer units are concatenated, so the layer that holds most of
+    the FLOPs (63-87% in the study's grids) runs as one dense ``(inputs, sum of widths)``
+    product per fold with no padding at all.
+    """
+
+    def __init__(self, packs: int, units: int, activation: str | None = None, **kwargs: object):
+        super().__init__(**kwargs)
+        self.packs, self.units = packs, units
+        self.activation = keras.activations.get(activation)
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.packs, input_shape[-1], self.units), initializer="zeros"
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.packs, self.units), initializer="zeros"
+        )
+
+    def call(self, inputs):
+        return self.activation(ops.einsum("bpi,pio->bpo", inputs, self.kernel) + self.bias)
+
+
+class GridUnpack(layers.Layer):
+    """``(batch, k, sum of widths)`` to ``(batch, k * points, widest)``, zero-padded.
+
+    Column ``j`` of point ``p`` comes from its slice of the concatenated units; padding
+    columns read a constant zero, so padded units are exactly zero, not merely small.
+    """
+
+    def __init__(self, packs: int, widths: Sequence[int], **kwargs: object):
+        super().__init__(**kwargs)
+        self.packs, self.widths = packs, list(widths)
+        total, widest = sum(self.widths), max(self.widths)
+        index = np.full((len(self.widths), widest), total, dtype=np.int32)
+        offset = 0
+        for point, width in enumerate(self.widths):
+            index[point, :width] = np.arange(offset, offset + width)
+            offset += width
+        self.index = index.reshape(-1)
+
+    def call(self, inputs):
+        batch = ops.shape(inputs)[0]
+        padded = ops.concatenate([inputs, ops.zeros((batch, self.packs, 1), inputs.dtype)], -1)
+        gathered = ops.take(padded, self.index, axis=2)
+        return ops.reshape(gathered, (batch, self.packs * len(self.widths), max(self.widths)))
+
+
+class MaskedPackedDense(layers.Layer):
+    """``n`` independent Dense layers whose padded inputs and units are held at zero.
+
+    The kernel and bias are multiplied by constant masks in the forward pass, so padded
+    entries contribute nothing and receive exactly zero gradient (and so zero Adam
+    updates): each model trains as if it had only its own units.
+    """
+
+    def __init__(
+        self,
+        packs: int,
+        units: int,
+        input_widths: Sequence[int],
+        output_widths: Sequence[int],
+        activation: str | None = None,
+        **kwargs: object,
+    ):
+        super().__init__(**kwargs)
+        self.packs, self.units = packs, units
+        self.activation = keras.activations.get(activation)
+        self.input_widths, self.output_widths = list(input_widths), list(output_widths)
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        inputs = input_shape[-1]
+        self.kernel = self.add_weight(
+            name="kernel", shape=(self.packs, inputs, self.units), initializer="zeros"
+        )
+        self.bias = self.add_weight(
+            name="bias", shape=(self.packs, self.units), initializer="zeros"
+        )
+        kernel_mask = np.zeros((self.packs, inputs, self.units), np.float32)
+        bias_mask = np.zeros((self.packs, self.units), np.float32)
+        for n, (fan_in, fan_out) in enumerate(
+            zip(self.input_widths, self.output_widths, strict=True)
+        ):
+            kernel_mask[n, :fan_in, :fan_out] = 1.0
+            bias_mask[n, :fan_out] = 1.0
+        self.kernel_mask, self.bias_mask = kernel_mask, bias_mask
+
+    def call(self, inputs):
+        kernel, bias = self.kernel * self.kernel_mask, self.bias * self.bias_mask
+        return self.activation(ops.einsum("bpi,pio->bpo", inputs, kernel) + bias)
+
+
+class UnitMask(layers.Layer):
+    """Multiplies each model's padded units by zero (after BatchNorm, whose beta would
+    otherwise give a padded unit a non-zero output)."""
+
+    def __init__(self, widths: Sequence[int], units: int, **kwargs: object):
+        super().__init__(**kwargs)
+        mask = np.zeros((len(widths), units), np.float32)
+        for n, width in enumerate(widths):
+            mask[n, :width] = 1.0
+        self.mask = mask
+
+    def call(self, inputs):
+        return inputs * self.mask
+
+
+def build_grid_model(
+    definition: StudyDefinition, points: Sequence[Sequence[int]], packs: int
+) -> keras.Model:
+    """One model holding ``len(points)`` grid points, each with ``packs`` folds.
+
+    Input ``(batch, packs, 784)``: one batch per fold, shared by every point of that fold
+    (common random numbers). Output ``(batch, packs * len(points), 10)``, fold-major:
+    model ``n = fold * len(points) + point``. Layer 1 is one wide matmul per fold; later
+    layers are batched over (fold, point) with widths zero-padded to the widest point,
+    padded units held at exactly zero.
+    """
+    n_points = len(points)
+    inputs = keras.Input(shape=(packs, N_PIXELS))
+    first = [units[0] for units in points]
+    total = sum(first)
+    hidden = GridInputDense(packs, total, "relu", name="grid_dense_1")(inputs)
+    if definition.batch_norm:
+        hidden = layers.Reshape((packs * total,))(hidden)
+        hidden = layers.BatchNormalization(name="grid_batch_norm_1")(hidden)
+        hidden = layers.Reshape((packs, total))(hidden)
+    if definition.dropout > 0:
+        hidden = layers.Dropout(definition.dropout)(hidden)
+    hidden = GridUnpack(packs, first)(hidden)
+    models = packs * n_points
+    widths_in = first * packs
+    for layer in range(1, definition.n_layers):
+        widths_out = [units[layer] for units in points] * packs
+        widest = max(widths_out)
+        hidden = MaskedPackedDense(
+            models, widest, widths_in, widths_out, "relu", name=f"grid_dense_{layer + 1}"
+        )(hidden)
+        if definition.batch_norm:
+            hidden = layers.Reshape((models * widest,))(hidden)
+            hidden = layers.BatchNormalization(name=f"grid_batch_norm_{layer + 1}")(hidden)
+            hidden = layers.Reshape((models, widest))(hidden)
+            hidden = UnitMask(widths_out, widest)(hidden)
+        if definition.dropout > 0:
+            hidden = layers.Dropout(definition.dropout)(hidden)
+        widths_in = widths_out
+    outputs = MaskedPackedDense(
+        models, N_CLASSES, widths_in, [N_CLASSES] * models, "softmax", name="grid_output"
+    )(hidden)
+    return keras.Model(inputs, outputs)
+
+
+def grid_weights(grid: keras.Model, separate: Sequence[Sequence[keras.Model]], packs: int) -> None:
+    """Copy separately initialised models into a grid model: ``separate[point][fold]``."""
+    n_points = len(separate)
+    dense = [
+        layer for layer in grid.layers if isinstance(layer, (GridInputDense, MaskedPackedDense))
+    ]
+    per_model = [
+        [[lay for lay in model.layers if isinstance(lay, keras.layers.Dense)] for model in folds]
+        for folds in separate
+    ]
+    first = dense[0]
+    kernel = np.zeros(first.kernel.shape, np.float32)
+    bias = np.zeros(first.bias.shape, np.float32)
+    for fold in range(packs):
+        offset = 0
+        for point in range(n_points):
+            source = per_model[point][fold][0]
+            width = source.kernel.shape[1]
+            kernel[fold, :, offset : offset + width] = np.asarray(source.kernel)
+            bias[fold, offset : offset + width] = np.asarray(source.bias)
+            offset += width
+    first.kernel.assign(kernel)
+    first.bias.assign(bias)
+    for position, layer in enumerate(dense[1:], start=1):
+        kernel = np.zeros(layer.kernel.shape, np.float32)
+        bias = np.zeros(layer.bias.shape, np.float32)
+        for fold in range(packs):
+            for point in range(n_points):
+                source = per_model[point][fold][position]
+                fan_in, fan_out = source.kernel.shape
+                n = fold * n_points + point
+                kernel[n, :fan_in, :fan_out] = np.asarray(source.kernel)
+                bias[n, :fan_out] = np.asarray(source.bias)
+        layer.kernel.assign(kernel)
+        layer.bias.assign(bias)

@@ -167,21 +167,31 @@ class FastTrainer:
 
 
 class PackedTrainer(FastTrainer):
-    """The fast trainer's loop and fused Adam, over k folds at once."""
+    """The fast trainer's loop and fused Adam, over k folds at once.
 
-    def __init__(self, model: keras.Model, definition: StudyDefinition, packs: int) -> None:
-        self.packs = packs
+    With ``points > 1`` the model is a grid model (``build_grid_model``): each fold's
+    batch feeds ``points`` models, whose outputs come fold-major, so each fold's labels
+    are repeated ``points`` times and one history comes back per (fold, point).
+    """
+
+    def __init__(
+        self, model: keras.Model, definition: StudyDefinition, packs: int, points: int = 1
+    ) -> None:
+        self.packs, self.points = packs, points
         super().__init__(model, definition.protocol)
+
+    def _labels(self, y: tf.Tensor) -> tf.Tensor:
+        return tf.repeat(y, self.points, axis=1) if self.points > 1 else y
 
     def _epoch_graph(self, x: tf.Tensor, y: tf.Tensor, order: tf.Tensor) -> tuple[tf.Tensor, ...]:
         # order: (m, k) row indices into x, one column per fold.
         m = tf.shape(order)[0]
         batch = self.protocol.batch_size
-        loss_sum = tf.zeros((self.packs,))
-        correct = tf.zeros((self.packs,))
+        loss_sum = tf.zeros((self.packs * self.points,))
+        correct = tf.zeros((self.packs * self.points,))
         for i in tf.range((m + batch - 1) // batch):
             index = order[i * batch : tf.minimum((i + 1) * batch, m)]
-            x_batch, y_batch = tf.gather(x, index), tf.gather(y, index)
+            x_batch, y_batch = tf.gather(x, index), self._labels(tf.gather(y, index))
             with tf.GradientTape() as tape:
                 probabilities = self.model(x_batch, training=True)
                 per_fold = tf.reduce_mean(
@@ -197,12 +207,22 @@ class PackedTrainer(FastTrainer):
         return loss_sum / total, correct / total
 
     def _evaluate_graph(self, x: tf.Tensor, y: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        probabilities = self.model(x, training=False)
-        losses = keras.losses.sparse_categorical_crossentropy(y, probabilities) * mask
-        predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        hits = tf.cast(tf.equal(predicted, y), tf.float32) * mask
+        # In chunks: a grid model's activations for a whole validation split would be
+        # (rows x folds x every point's units) at once.
+        y, mask = self._labels(y), self._labels(mask)
+        n = tf.shape(x)[0]
+        loss_sum = tf.zeros((self.packs * self.points,))
+        hit_sum = tf.zeros((self.packs * self.points,))
+        for i in tf.range((n + EVAL_BATCH - 1) // EVAL_BATCH):
+            rows = slice(i * EVAL_BATCH, tf.minimum((i + 1) * EVAL_BATCH, n))
+            probabilities = self.model(x[rows], training=False)
+            losses = keras.losses.sparse_categorical_crossentropy(y[rows], probabilities)
+            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            hits = tf.cast(tf.equal(predicted, y[rows]), tf.float32)
+            loss_sum += tf.reduce_sum(losses * mask[rows], axis=0)
+            hit_sum += tf.reduce_sum(hits * mask[rows], axis=0)
         counts = tf.reduce_sum(mask, axis=0)
-        return tf.reduce_sum(losses, axis=0) / counts, tf.reduce_sum(hits, axis=0) / counts
+        return loss_sum / counts, hit_sum / counts
 
     def fit_folds(
         self,
@@ -214,7 +234,10 @@ class PackedTrainer(FastTrainer):
         seed: int,
         on_epoch_end: EpochCallback | None = None,
     ) -> list[dict[str, list[float]]]:
-        """Train on every split at once; one Keras-style history per split."""
+        """Train on every split at once; one Keras-style history per split.
+
+        For a grid model, one history per (fold, point), fold-major.
+        """
         rng = np.random.default_rng(seed)
         x_all, y_all = tf.constant(x), tf.constant(y, dtype=tf.int32)
         shortest = min(len(train) for train, _ in splits)
@@ -226,7 +249,8 @@ class PackedTrainer(FastTrainer):
         x_val = tf.gather(x_all, val_index)
         y_val = tf.gather(y_all, val_index)
         histories: list[dict[str, list[float]]] = [
-            {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []} for _ in splits
+            {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+            for _ in range(len(splits) * self.points)
         ]
         for epoch in range(epochs):
             order = np.stack([rng.permutation(train)[:shortest] for train, _ in splits], axis=1)

@@ -1,0 +1,80 @@
+"""Grid packing: many grid points with all their folds trained as one model.
+
+Each point must train exactly as it would alone from the same initial weights and the
+same batches: the grid model is checked against the fold-packed model of each point,
+and padded units against staying exactly zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tests.helpers import synthetic_images
+from tuner.data import stratified_folds
+from tuner.study import load_definitions
+from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.training import build_model, build_packed_model, pack_weights, training_loops
+from tuner.training._models import MaskedPackedDense, build_grid_model, grid_weights
+
+DEFINITIONS = load_definitions(BUILTIN_STUDIES_DIR)
+POINTS = [(32, 8), (16, 16), (8, 4)]
+FOLDS = 3
+
+
+def separate_models(definition, points) -> list[list]:
+    return [
+        [build_model(definition, units, seed=10 * p + f) for f in range(FOLDS)]
+        for p, units in enumerate(points)
+    ]
+
+
+def data(n: int) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = synthetic_images(n, seed=3)
+    return images.reshape(n, -1).astype(np.float32) / 255, labels
+
+
+@pytest.mark.parametrize("variant", ["2layer-no-dropout", "3layer-no-dropout", "2layer-no-bn"])
+def test_each_point_trains_exactly_as_alone(variant: str) -> None:
+    definition = DEFINITIONS[variant]
+    if definition.dropout:
+        definition = dataclasses.replace(definition, dropout=0.0)
+    points = [tuple(units) + (8,) * (definition.n_layers - 2) for units in POINTS]
+    x, y = data(600)
+    splits = stratified_folds(y, FOLDS, 0)
+    _, packed = training_loops()
+    grid = build_grid_model(definition, points, FOLDS)
+    grid_weights(grid, separate_models(definition, points), FOLDS)
+    together = packed(grid, definition, FOLDS, points=len(points)).fit_folds(
+        x, y, splits, epochs=2, seed=5
+    )
+    assert len(together) == FOLDS * len(points)
+    for p, units in enumerate(points):
+        alone_model = build_packed_model(definition, units, FOLDS)
+        pack_weights(alone_model, separate_models(definition, points)[p])
+        alone = packed(alone_model, definition, FOLDS).fit_folds(x, y, splits, epochs=2, seed=5)
+        for fold in range(FOLDS):
+            mine = together[fold * len(points) + p]
+            for key in mine:
+                np.testing.assert_allclose(
+                    mine[key], alone[fold][key], rtol=5e-4, atol=5e-4, err_msg=f"{units} {key}"
+                )
+
+
+def test_padded_weights_stay_exactly_zero() -> None:
+    definition = DEFINITIONS["3layer"]
+    points = [(32, 8, 4), (16, 16, 8)]
+    x, y = data(300)
+    grid = build_grid_model(definition, points, FOLDS)
+    grid_weights(grid, separate_models(definition, points), FOLDS)
+    _, packed = training_loops()
+    packed(grid, definition, FOLDS, points=len(points)).fit_folds(
+        x, y, stratified_folds(y, FOLDS, 0), epochs=1, seed=1
+    )
+    for layer in grid.layers:
+        if isinstance(layer, MaskedPackedDense):
+            kernel = np.asarray(layer.kernel)
+            assert np.all(kernel[layer.kernel_mask == 0] == 0.0), layer.name
+            assert np.any(kernel[layer.kernel_mask == 1] != 0.0)
