@@ -302,3 +302,41 @@ def test_sixteen_workers_share_few_connections_through_pgbouncer(
     all_trials = trials(pooled_url)
     assert len(all_trials) == 9
     assert_exactly_once(all_trials)
+
+
+def test_grid_batch_given_back_on_sigterm_and_rerun_after_sigkill(
+    nine: Path, synthetic_npz: Path, tmp_path: Path, tuner_processes: Start
+) -> None:
+    url = f"sqlite:///{tmp_path / 'grid.db'}"
+    create_study(url, nine, synthetic_npz, tmp_path, epochs=150)
+    grid = ("--trainer", "grid", "--pack", "4", "--heartbeat-interval", "1")
+
+    def held_batch(worker: subprocess.Popen[str]) -> list[optuna.trial.FrozenTrial]:
+        wait_for_running(url, worker)
+        return [t for t in trials(url) if t.state == TrialState.RUNNING]
+
+    # SIGTERM: every point of the batch is given back, not charged an attempt.
+    worker = start_worker(tuner_processes, url, tmp_path, *grid)
+    batch = held_batch(worker)
+    assert len(batch) == 4  # one worker alive: it takes --pack points at once
+    worker.send_signal(signal.SIGTERM)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode == 143, stderr
+    after = {t.number: t for t in trials(url)}
+    for trial in batch:
+        assert after[trial.number].state == TrialState.FAIL
+        assert after[trial.number].system_attrs[INTERRUPTED] is True
+
+    # SIGKILL: the batch goes stale and every point of it is re-run, none twice.
+    victim = start_worker(tuner_processes, url, tmp_path, *grid)
+    doomed = held_batch(victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    survivor = start_worker(tuner_processes, url, tmp_path, *grid[:2], *grid[4:])
+    _, stderr = survivor.communicate(timeout=900)
+    assert survivor.returncode == 0, stderr
+    final = trials(url)
+    assert_exactly_once(final)
+    by_number = {t.number: t for t in final}
+    for trial in doomed:
+        assert by_number[trial.number].system_attrs[FAIL_REASON] == "stale heartbeat"
