@@ -37,6 +37,7 @@ import_backend_quietly()
 import optuna  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from tuner.commands import DEFAULT_PACK  # noqa: E402
 from tuner.data import (  # noqa: E402
     N_CLASSES,
     N_PIXELS,
@@ -101,7 +102,13 @@ def run_tuner(definition: StudyDefinition, spec: DatasetSpec, epochs: int, train
             device="CPU:0",
             trainer=trainer,
         )
-        TrialRunner(GridScheduler(storage, url, study, definition), evaluate).run()
+        together = trainer == "grid"
+        TrialRunner(
+            GridScheduler(storage, url, study, definition),
+            evaluate,
+            evaluate_batch=evaluate.evaluate_batch if together else None,
+            claim_size=DEFAULT_PACK if together else 1,
+        ).run()
         wall = time.perf_counter() - start
         trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     scores = {definition.units_of(t.params): t.value for t in trials}
