@@ -214,7 +214,7 @@ def test_variants_lists_every_variant(tmp_path: Path, studies_dir: Path) -> None
 def test_unknown_trainer_lists_the_known_ones(tmp_path: Path) -> None:
     result = run_tuner("worker", "--trainer", "bogus", cwd=tmp_path)
     assert result.returncode == 2
-    assert "unknown --trainer 'bogus'; choose one of packed, fast, keras" in result.stderr
+    assert "unknown --trainer 'bogus'; choose one of packed, grid, fast, keras" in result.stderr
     assert "Traceback" not in result.stderr
 
 

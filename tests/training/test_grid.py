@@ -78,3 +78,38 @@ def test_padded_weights_stay_exactly_zero() -> None:
             kernel = np.asarray(layer.kernel)
             assert np.all(kernel[layer.kernel_mask == 0] == 0.0), layer.name
             assert np.any(kernel[layer.kernel_mask == 1] != 0.0)
+
+
+@pytest.mark.skipif(
+    "KERAS_BACKEND" in __import__("os").environ, reason="already running on a chosen backend"
+)
+def test_each_point_trains_exactly_as_alone_on_jax(tmp_path) -> None:
+    """The same checks, on Keras' JAX backend in a child process without TensorFlow."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax", reason="the JAX backend needs pip install -e '.[jax]'")
+    blocked = tmp_path / "tensorflow"
+    blocked.mkdir()
+    (blocked / "__init__.py").write_text('raise ImportError("blocked: JAX only")\n')
+    environment = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(tmp_path)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+            "-k",
+            "not on_jax",
+        ],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "4 passed" in result.stdout

@@ -54,3 +54,19 @@ def training_loops() -> tuple[Any, Any]:
     from tuner.training._tf_loops import FastTrainer, PackedTrainer
 
     return FastTrainer, PackedTrainer
+
+
+def release_compiled() -> None:
+    """Forget what was built and compiled for the last grid point; call it between points.
+
+    Every grid point has new shapes, so nothing compiled for one serves the next, yet
+    both backends keep it: Keras its graph state, JAX its compiled programs (22 MB per
+    point on the CPU, about 2.5 GB over the seed study, measured).
+    """
+    import keras
+
+    keras.backend.clear_session()
+    if active_backend() == "jax":
+        from tuner.training._jax_loops import clear_compilations
+
+        clear_compilations()

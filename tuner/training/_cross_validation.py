@@ -21,7 +21,7 @@ from tuner.data import Dataset
 from tuner.errors import PermanentTrialError
 from tuner.scheduling import ClaimedTrial, TrialRecorder
 from tuner.study import TRAINERS, FoldResult, StudyDefinition, schema
-from tuner.training._backend import active_backend, training_loops
+from tuner.training._backend import active_backend, release_compiled, training_loops
 from tuner.training._models import (
     build_grid_model,
     build_model,
@@ -272,7 +272,7 @@ class CrossValidation:
                 )
                 continue
             outcomes.append(self._record_folds(recorder, results, started))
-        keras.backend.clear_session()
+        release_compiled()
         return outcomes
 
     def _one_of_many(self, claim: ClaimedTrial, recorder: TrialRecorder) -> float | Exception:
@@ -383,5 +383,5 @@ class CrossValidation:
             # Each fold is recorded as it ends, so an interrupted attempt's folds are reused.
             self._record_fold(recorder, results)
         value = self._record_summary(recorder, results, started)
-        keras.backend.clear_session()
+        release_compiled()
         return value

@@ -1,16 +1,17 @@
 """The fast training loops on Keras' JAX backend: whole epochs as one jitted XLA program.
 
 Invariant: for the same Keras model, initial weights, protocol, data and seed, these
-trainers take exactly the steps the TensorFlow trainers (``FastTrainer``, ``PackedTrainer``
-in :mod:`tuner.training._tf_loops`) take, and report the same history, so a study's numbers do not
-depend on the backend beyond float rounding. That holds because everything that decides
-a step is the same:
+trainers take exactly the steps the TensorFlow trainers (``FastTrainer`` and
+``PackedTrainer`` in :mod:`tuner.training._tf_loops`) take and report the same history,
+so a study's numbers do not depend on the backend beyond float rounding (and Dropout's
+masks, which each backend draws from its own generator). That holds because everything
+that decides a step is the same:
 
 * the batches: one ``numpy.random.default_rng(seed).permutation`` per epoch, cut into
   ``batch_size`` rows with a smaller last batch, exactly as the TensorFlow loop does. The
-  full batches run inside one ``lax.fori_loop``; the last, partial batch is one more step
-  traced after the loop with its own (static) shape, so it is neither padded nor masked
-  and BatchNorm sees exactly its rows;
+  full batches run as one compiled ``lax.fori_loop``; the last, partial batch is a second
+  compiled program, one step with its own (static) shape, so it is neither padded nor
+  masked and BatchNorm sees exactly its rows;
 * the model: the Keras model itself, called through ``stateless_call``, which also
   carries BatchNorm's moving statistics and Dropout's seed-generator state;
 * the loss: TensorFlow's ``sparse_categorical_crossentropy`` looks through a Softmax op
@@ -24,6 +25,10 @@ a step is the same:
   the step size), which is also what TensorFlow's fused ``ResourceApplyAdam`` computes.
   Other optimizers run the Keras optimizer itself through ``stateless_apply``.
 
+Every grid point has new shapes and so new programs (the epoch's loop, the last batch,
+the evaluation); they are traced one after another and compiled in parallel threads,
+since compiling, not training, is much of a grid point's time on a GPU.
+
 The model's variables stay the source of truth between calls, as with TensorFlow: a fit
 starts from their current values and writes the new values back after every epoch, so
 ``model.get_weights()``, saving and ``evaluate`` see the trained model. The optimizer's
@@ -35,6 +40,7 @@ This module imports JAX and never TensorFlow; the model must be built under
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -57,6 +63,9 @@ BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
 # changes no number, only how much per-iteration loop overhead a device pays; read when
 # a trainer first compiles, so bench/gpu.py can try other values.
 UNROLL = 1
+# Compile a fit's programs in parallel threads. XLA already spreads one compilation over a
+# few cores; the threads overlap the serial parts. bench/gpu.py measures both ways.
+PARALLEL_COMPILE = True
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 History = dict[str, list[float]]
@@ -82,8 +91,9 @@ class _KerasAdam:
         self.learning_rate = learning_rate
 
     def initial_state(self, trainable: Arrays) -> tuple[jax.Array, Arrays, Arrays]:
-        zeros = [jnp.zeros_like(value) for value in trainable]
-        return jnp.zeros((), jnp.int32), zeros, [jnp.zeros_like(value) for value in trainable]
+        momentums = [jnp.zeros_like(value) for value in trainable]
+        velocities = [jnp.zeros_like(value) for value in trainable]
+        return jnp.zeros((), jnp.int32), momentums, velocities
 
     def apply(
         self, state: tuple[jax.Array, Arrays, Arrays], grads: Arrays, params: Arrays
@@ -150,9 +160,12 @@ class _JaxLoop:
         else:
             self._optimizer = _KerasOptimizer(protocol, model.trainable_variables)
         self._optimizer_state = self._optimizer.initial_state(trainable)
-        # One compilation per distinct data shape (per grid point and fold length).
-        self._train_epoch = jax.jit(self._epoch)
-        self._evaluate_sums = jax.jit(self._evaluation)
+        # Each fold's labels are repeated this many times for a grid model, whose outputs
+        # hold that many points per fold (fold-major); 1 for the other models.
+        self._repeats = 1
+        # Compiled programs by name and argument shapes: one set per distinct data shape
+        # (per grid point, and per fold length for the single-model trainer).
+        self._programs: dict[tuple[Any, ...], Any] = {}
 
     def reset(self, weights: list[np.ndarray]) -> None:
         """Start a new fit from these weights with a fresh optimizer state.
@@ -166,7 +179,7 @@ class _JaxLoop:
         trainable = [variable.value for variable in self.model.trainable_variables]
         self._optimizer_state = self._optimizer.initial_state(trainable)
 
-    # -- state shuttled between the Keras variables and the jitted functions ----------
+    # -- state shuttled between the Keras variables and the compiled programs ---------
 
     def _read_state(self) -> _State:
         return _State(
@@ -185,6 +198,12 @@ class _JaxLoop:
         self._optimizer_state = state.optimizer
 
     # -- traced code --------------------------------------------------------------------
+
+    def _labels(self, y: jax.Array) -> jax.Array:
+        return jnp.repeat(y, self._repeats, axis=1) if self._repeats > 1 else y
+
+    def _sums_shape(self, fold_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(size * self._repeats for size in fold_shape)
 
     def _forward(
         self, trainable: Arrays, non_trainable: Arrays, x: jax.Array, y: jax.Array, training: bool
@@ -212,8 +231,9 @@ class _JaxLoop:
         x: jax.Array,
         y: jax.Array,
     ) -> tuple[_State, jax.Array, jax.Array]:
+        """One training step on the rows ``index``, adding to the loss and hit sums."""
         state, loss_sum, correct = carry
-        x_batch, y_batch = x[index], y[index]
+        x_batch, y_batch = x[index], self._labels(y[index])
 
         def objective(trainable: Arrays) -> tuple[jax.Array, tuple[Any, ...]]:
             losses, hits, non_trainable = self._forward(
@@ -231,26 +251,19 @@ class _JaxLoop:
             correct + jnp.sum(hits, axis=0),
         )
 
-    def _epoch(
+    def _full_batches(
         self, state: _State, x: jax.Array, y: jax.Array, order: jax.Array
     ) -> tuple[_State, jax.Array, jax.Array]:
-        """One epoch over ``order`` (row indices; ``(n,)`` plain, ``(n, packs)`` packed)."""
-        n = order.shape[0]
+        """Steps over ``order`` cut into full batches; loss and hit sums per fold."""
         batch = self.protocol.batch_size
-        full, tail = divmod(n, batch)
-        fold_shape = order.shape[1:]
-        carry = (state, jnp.zeros(fold_shape, jnp.float32), jnp.zeros(fold_shape, jnp.float32))
+        sums_shape = self._sums_shape(order.shape[1:])
+        carry = (state, jnp.zeros(sums_shape, jnp.float32), jnp.zeros(sums_shape, jnp.float32))
 
         def body(i: jax.Array, carry: tuple[_State, jax.Array, jax.Array]) -> Any:
             index = jax.lax.dynamic_slice_in_dim(order, i * batch, batch, axis=0)
             return self._step(carry, index, x, y)
 
-        carry = jax.lax.fori_loop(0, full, body, carry, unroll=UNROLL)
-        if tail:
-            # The last, smaller batch, as in the TensorFlow loop: its own traced step.
-            carry = self._step(carry, order[full * batch :], x, y)
-        state, loss_sum, correct = carry
-        return state, loss_sum / n, correct / n
+        return jax.lax.fori_loop(0, order.shape[0] // batch, body, carry, unroll=UNROLL)
 
     def _evaluation(
         self,
@@ -261,6 +274,7 @@ class _JaxLoop:
         mask: jax.Array,
     ) -> tuple[jax.Array, jax.Array]:
         """Mean loss and accuracy over the rows where ``mask`` is 1, in EVAL_BATCH chunks."""
+        y, mask = self._labels(y), self._labels(mask)
 
         def sums(x_chunk: jax.Array, y_chunk: jax.Array, m_chunk: jax.Array) -> jax.Array:
             losses, hits, _ = self._forward(trainable, non_trainable, x_chunk, y_chunk, False)
@@ -285,6 +299,77 @@ class _JaxLoop:
             total = total + sums(x[n - tail :], y[n - tail :], mask[n - tail :])
         counts = jnp.sum(mask, axis=0)
         return total[0] / counts, total[1] / counts
+
+    # -- compiled programs, and an epoch run with them ------------------------------
+
+    def _compiled(self, requests: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]) -> Any:
+        """Compiled programs for these (function, example arguments), by request name.
+
+        Programs are lowered one after another, since tracing runs Keras' Python code
+        (and :func:`_logits_traced` changes a layer while it does), then compiled side by
+        side: XLA compiles outside the GIL, and every grid point needs new programs.
+        """
+        keys = {name: _program_key(name, args) for name, (_, args) in requests.items()}
+        missing = [name for name in requests if keys[name] not in self._programs]
+        lowered = {}
+        for name in missing:
+            function, args = requests[name]
+            lowered[name] = jax.jit(function).lower(*args)
+        if PARALLEL_COMPILE and len(lowered) > 1:
+            with concurrent.futures.ThreadPoolExecutor(len(lowered)) as pool:
+                futures = {name: pool.submit(program.compile) for name, program in lowered.items()}
+            compiled = {name: future.result() for name, future in futures.items()}
+        else:
+            compiled = {name: program.compile() for name, program in lowered.items()}
+        for name, program in compiled.items():
+            self._programs[keys[name]] = program
+        return {name: self._programs[key] for name, key in keys.items()}
+
+    def _epoch_programs(
+        self,
+        state: _State,
+        x: jax.Array,
+        y: jax.Array,
+        n: int,
+        fold_shape: tuple[int, ...],
+        validation: tuple[jax.Array, jax.Array, jax.Array],
+    ) -> tuple[Any, Any, Any]:
+        """(full batches, last batch, evaluation) programs for epochs over ``n`` rows.
+
+        The last, smaller batch is its own program, as the TensorFlow loop makes it its
+        own step: neither padded nor masked, so BatchNorm sees exactly its rows.
+        """
+        full, tail = divmod(n, self.protocol.batch_size)
+        zeros = jnp.zeros(self._sums_shape(fold_shape), jnp.float32)
+        requests: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
+            "evaluate": (self._evaluation, (state.trainable, state.non_trainable, *validation))
+        }
+        if full:
+            order = jax.ShapeDtypeStruct((full * self.protocol.batch_size, *fold_shape), jnp.int32)
+            requests["full"] = (self._full_batches, (state, x, y, order))
+        if tail:
+            index = jax.ShapeDtypeStruct((tail, *fold_shape), jnp.int32)
+            requests["tail"] = (self._step, ((state, zeros, zeros), index, x, y))
+        programs = self._compiled(requests)
+        return programs.get("full"), programs.get("tail"), programs["evaluate"]
+
+    def _run_epoch(
+        self, programs: tuple[Any, Any, Any], x: jax.Array, y: jax.Array, order: np.ndarray
+    ) -> tuple[_State, jax.Array, jax.Array]:
+        """One epoch from the model's current state; its new state, mean loss and accuracy."""
+        full_batches, last_batch, _ = programs
+        state = self._read_state()
+        cut = len(order) - len(order) % self.protocol.batch_size
+        if full_batches is not None:
+            carry = full_batches(state, x, y, jnp.asarray(order[:cut]))
+        else:
+            zeros = jnp.zeros(self._sums_shape(order.shape[1:]), jnp.float32)
+            carry = (state, zeros, zeros)
+        if last_batch is not None:
+            carry = last_batch(carry, jnp.asarray(order[cut:]), x, y)
+        state, loss_sum, correct = carry
+        self._write_state(state)
+        return state, loss_sum / len(order), correct / len(order)
 
 
 class JaxTrainer(_JaxLoop):
@@ -323,18 +408,15 @@ class JaxTrainer(_JaxLoop):
             ``val_accuracy``, one float per epoch.
         """
         x_train, y_train = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
-        x_val = jnp.asarray(validation[0], jnp.float32)
         y_val = jnp.asarray(validation[1], jnp.int32)
-        val_mask = jnp.ones(y_val.shape, jnp.float32)
+        val = (jnp.asarray(validation[0], jnp.float32), y_val, jnp.ones(y_val.shape, jnp.float32))
+        programs = self._epoch_programs(self._read_state(), x_train, y_train, len(y), (), val)
         rng = np.random.default_rng(seed)
         history = _new_history()
         for epoch in range(epochs):
-            order = jnp.asarray(rng.permutation(len(y)).astype(np.int32))
-            state, loss, accuracy = self._train_epoch(self._read_state(), x_train, y_train, order)
-            self._write_state(state)
-            val_loss, val_accuracy = self._evaluate_sums(
-                state.trainable, state.non_trainable, x_val, y_val, val_mask
-            )
+            order = rng.permutation(len(y)).astype(np.int32)
+            state, loss, accuracy = self._run_epoch(programs, x_train, y_train, order)
+            val_loss, val_accuracy = programs[2](state.trainable, state.non_trainable, *val)
             logs = {
                 "loss": float(loss),
                 "accuracy": float(accuracy),
@@ -359,13 +441,14 @@ class JaxTrainer(_JaxLoop):
         """
         state = self._read_state()
         y_eval = jnp.asarray(y, jnp.int32)
-        loss, accuracy = self._evaluate_sums(
+        args = (
             state.trainable,
             state.non_trainable,
             jnp.asarray(x, jnp.float32),
             y_eval,
             jnp.ones(y_eval.shape, jnp.float32),
         )
+        loss, accuracy = self._compiled({"evaluate": (self._evaluation, args)})["evaluate"](*args)
         return float(loss), float(accuracy)
 
 
@@ -381,11 +464,16 @@ class JaxPackedTrainer(_JaxLoop):
             built under ``KERAS_BACKEND=jax``.
         definition: The study definition; its protocol sets batch size and optimizer.
         packs: Number of folds packed into the model.
+        points: Grid points per fold in a grid model (``build_grid_model``); one history
+            comes back per (fold, point), fold-major.
     """
 
-    def __init__(self, model: keras.Model, definition: StudyDefinition, packs: int) -> None:
-        self.packs = packs
+    def __init__(
+        self, model: keras.Model, definition: StudyDefinition, packs: int, points: int = 1
+    ) -> None:
+        self.packs, self.points = packs, points
         super().__init__(model, definition.protocol)
+        self._repeats = points
 
     def fit_folds(
         self,
@@ -422,18 +510,15 @@ class JaxPackedTrainer(_JaxLoop):
             [np.arange(longest_val) < len(val) for _, val in splits], axis=1
         ).astype(np.float32)
         val_index_device = jnp.asarray(val_index.astype(np.int32))
-        x_val, y_val = x_all[val_index_device], y_all[val_index_device]
-        val_mask_device = jnp.asarray(val_mask)
-        histories = [_new_history() for _ in splits]
+        val = (x_all[val_index_device], y_all[val_index_device], jnp.asarray(val_mask))
+        programs = self._epoch_programs(
+            self._read_state(), x_all, y_all, shortest, (len(splits),), val
+        )
+        histories = [_new_history() for _ in range(len(splits) * self.points)]
         for epoch in range(epochs):
             order = np.stack([rng.permutation(train)[:shortest] for train, _ in splits], axis=1)
-            state, loss, accuracy = self._train_epoch(
-                self._read_state(), x_all, y_all, jnp.asarray(order.astype(np.int32))
-            )
-            self._write_state(state)
-            val_loss, val_accuracy = self._evaluate_sums(
-                state.trainable, state.non_trainable, x_val, y_val, val_mask_device
-            )
+            state, loss, accuracy = self._run_epoch(programs, x_all, y_all, order.astype(np.int32))
+            val_loss, val_accuracy = programs[2](state.trainable, state.non_trainable, *val)
             columns = {
                 "loss": np.asarray(loss),
                 "accuracy": np.asarray(accuracy),
@@ -449,6 +534,22 @@ class JaxPackedTrainer(_JaxLoop):
                 }
                 on_epoch_end(epoch + 1, mean)
         return histories
+
+
+def _program_key(name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What a compiled program depends on: the function and its arguments' types."""
+    leaves, structure = jax.tree.flatten(args)
+    return (name, structure, tuple((leaf.shape, leaf.dtype) for leaf in leaves))
+
+
+def clear_compilations() -> None:
+    """Drop every compiled program and trace JAX keeps; call it between grid points.
+
+    Each grid point's model has new shapes, so nothing compiled for one point serves the
+    next, yet JAX's caches keep it all: a worker's memory grew by about 22 MB per grid
+    point on the CPU (2.5 GB over the seed study's 113 points) and stays flat with this.
+    """
+    jax.clear_caches()
 
 
 def _softmax_output_layer(model: keras.Model) -> keras.layers.Layer | None:

@@ -40,20 +40,49 @@ def build_model(
     """A compiled model for one grid point; `seed` makes initial weights reproducible."""
     if len(units) != definition.n_layers:
         raise ValueError(f"{definition.name} has {definition.n_layers} layers, got {units}")
-    if seed is not None:
+    # On TensorFlow the global seed keeps the initial weights of studies made before the
+    # JAX backend existed. Elsewhere every random layer gets its own seed: Keras' global
+    # seeding would import TensorFlow whenever it is installed, even on JAX.
+    seeded = seed is not None and keras.backend.backend() != "tensorflow"
+    if seed is not None and not seeded:
         keras.utils.set_random_seed(seed)
+
+    def layer_seed(offset: int) -> int:
+        return (seed + offset) % 2**31  # type: ignore[operator]
+
+    def initializer(index: int) -> str | keras.initializers.Initializer:
+        return keras.initializers.HeNormal(seed=layer_seed(index)) if seeded else "he_normal"
+
     stack: list[keras.layers.Layer] = [keras.Input(shape=(N_PIXELS,))]
     for index, width in enumerate(units, start=1):
         stack.append(
             keras.layers.Dense(
-                width, activation="relu", kernel_initializer="he_normal", name=f"dense_{index}"
+                width,
+                activation="relu",
+                kernel_initializer=initializer(index),
+                name=f"dense_{index}",
             )
         )
         if definition.batch_norm:
             stack.append(keras.layers.BatchNormalization(name=f"batch_norm_{index}"))
         if definition.dropout > 0:
-            stack.append(keras.layers.Dropout(definition.dropout, name=f"dropout_{index}"))
-    stack.append(keras.layers.Dense(N_CLASSES, activation="softmax", name="output"))
+            stack.append(
+                keras.layers.Dropout(
+                    definition.dropout,
+                    seed=layer_seed(1000 + index) if seeded else None,
+                    name=f"dropout_{index}",
+                )
+            )
+    stack.append(
+        keras.layers.Dense(
+            N_CLASSES,
+            activation="softmax",
+            kernel_initializer=(
+                keras.initializers.GlorotUniform(seed=layer_seed(0)) if seeded else "glorot_uniform"
+            ),
+            name="output",
+        )
+    )
     model = keras.Sequential(stack, name=f"{definition.name}_{'_'.join(map(str, units))}")
     model.compile(
         optimizer=make_optimizer(definition.protocol),

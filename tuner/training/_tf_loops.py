@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tuner.study import StudyDefinition, TrainingProtocol
+from tuner.training._models import make_optimizer
 
 EVAL_BATCH = 8192
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -52,7 +53,9 @@ class FastTrainer:
             ]
             self.step = tf.Variable(0.0, dtype=tf.float32)
         else:
-            model.optimizer.build(self.variables)
+            # Its own optimizer: a packed model is never compiled, so has none.
+            self.optimizer = make_optimizer(protocol)
+            self.optimizer.build(self.variables)
         self._train_epoch = tf.function(self._epoch_graph)
         self._evaluate = tf.function(self._evaluate_graph)
 
@@ -65,12 +68,15 @@ class FastTrainer:
                 m.assign(tf.zeros_like(m))
                 v.assign(tf.zeros_like(v))
         else:
-            for variable in self.model.optimizer.variables:
-                variable.assign(tf.zeros_like(variable))
+            for variable in self.optimizer.variables:
+                # Slots and the step count start again; the learning rate is a variable
+                # too, and zeroing it would silently stop training after the first fold.
+                if "learning_rate" not in variable.path:
+                    variable.assign(tf.zeros_like(variable))
 
     def _apply(self, gradients: list[tf.Tensor]) -> None:
         if not self.fused_adam:
-            self.model.optimizer.apply(gradients, self.variables)
+            self.optimizer.apply(gradients, self.variables)
             return
         beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7  # Keras' Adam defaults
         step = self.step.assign_add(1.0)
