@@ -9,6 +9,7 @@
 #
 #   bash bench/gpu.sh                  # figures to $OUT/gpu.json (OUT defaults to ./gpu-out)
 #   bash bench/gpu.sh --budget 200     # extra arguments go to bench/gpu.py
+#   bash bench/gpu.sh --seed-study     # the whole seed study, measured (gpu_seed_study.py)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,4 +40,10 @@ export PYTHONPATH="$PWD:$DEPS${PYTHONPATH:+:$PYTHONPATH}"
 export KERAS_BACKEND=jax
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 "$PYTHON" -c "import jax, keras, optuna, tuner.training._jax_loops; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
-"$PYTHON" bench/gpu.py --out "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/gpu.log"
+if [ "${1:-}" = "--seed-study" ]; then
+    shift
+    "$PYTHON" bench/gpu_seed_study.py --out "$OUT/seed-study.json" "$@" 2>&1 \
+        | tee "$OUT/seed-study.log"
+else
+    "$PYTHON" bench/gpu.py --out "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/gpu.log"
+fi

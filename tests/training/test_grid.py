@@ -75,9 +75,9 @@ def test_padded_weights_stay_exactly_zero() -> None:
     )
     for layer in grid.layers:
         if isinstance(layer, MaskedPackedDense):
-            kernel = np.asarray(layer.kernel)
-            assert np.all(kernel[layer.kernel_mask == 0] == 0.0), layer.name
-            assert np.any(kernel[layer.kernel_mask == 1] != 0.0)
+            kernel, mask = np.asarray(layer.kernel), np.asarray(layer.kernel_mask)
+            assert np.all(kernel[mask == 0] == 0.0), layer.name
+            assert np.any(kernel[mask == 1] != 0.0)
 
 
 @pytest.mark.skipif(

@@ -244,7 +244,16 @@ class MaskedPackedDense(layers.Layer):
         ):
             kernel_mask[n, :fan_in, :fan_out] = 1.0
             bias_mask[n, :fan_out] = 1.0
-        self.kernel_mask, self.bias_mask = kernel_mask, bias_mask
+        # Variables, not constants: a constant mask as large as the kernel is folded into
+        # the compiled program, and XLA's constant folding then dominates compile time.
+        self.kernel_mask = self.add_weight(
+            name="kernel_mask", shape=kernel_mask.shape, initializer="zeros", trainable=False
+        )
+        self.bias_mask = self.add_weight(
+            name="bias_mask", shape=bias_mask.shape, initializer="zeros", trainable=False
+        )
+        self.kernel_mask.assign(kernel_mask)
+        self.bias_mask.assign(bias_mask)
 
     def call(self, inputs):
         kernel, bias = self.kernel * self.kernel_mask, self.bias * self.bias_mask
@@ -257,10 +266,16 @@ class UnitMask(layers.Layer):
 
     def __init__(self, widths: Sequence[int], units: int, **kwargs: object):
         super().__init__(**kwargs)
-        mask = np.zeros((len(widths), units), np.float32)
-        for n, width in enumerate(widths):
+        self.widths, self.units = list(widths), units
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        mask = np.zeros((len(self.widths), self.units), np.float32)
+        for n, width in enumerate(self.widths):
             mask[n, :width] = 1.0
-        self.mask = mask
+        self.mask = self.add_weight(
+            name="unit_mask", shape=mask.shape, initializer="zeros", trainable=False
+        )
+        self.mask.assign(mask)
 
     def call(self, inputs):
         return inputs * self.mask
