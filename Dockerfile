@@ -4,6 +4,10 @@
 #   a CPU image carries none of them.
 # Debian's Fashion-MNIST is baked in so the image works without network access to
 # datasets. No credential is baked in: the storage URL arrives at run time in TUNER_STORAGE.
+# Layers: the dependencies are installed from pyproject.toml alone, so a change to tuner's
+# code rebuilds only the small layer that installs tuner itself. pip keeps no cache.
+# No HEALTHCHECK here: the image runs three roles and only the dashboard has something to
+# probe; docker-compose.yml checks the dashboard (see the comments there on workers).
 FROM python:3.11-slim-bookworm
 
 ARG BACKEND=tensorflow
@@ -22,8 +26,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY tuner ./tuner
+# The dependencies: an empty stand-in package lets pip resolve pyproject.toml's extras.
+COPY pyproject.toml ./
 RUN case "${BACKEND}-${DEVICE}" in \
         tensorflow-cpu) extras=postgres,mysql ;; \
         tensorflow-gpu) extras=postgres,mysql,gpu ;; \
@@ -31,10 +35,21 @@ RUN case "${BACKEND}-${DEVICE}" in \
         jax-gpu) extras=postgres,mysql,jax-gpu ;; \
         *) echo "BACKEND must be tensorflow or jax, DEVICE cpu or gpu" >&2; exit 1 ;; \
     esac \
-    && pip install ".[${extras}]"
+    && mkdir tuner && touch README.md tuner/__init__.py \
+    && pip install ".[${extras}]" \
+    && pip uninstall -y tuner \
+    && rm -rf README.md tuner build ./*.egg-info
+
+# tuner itself, without touching the dependencies.
+COPY README.md ./
+COPY tuner ./tuner
+RUN pip install --no-deps . && rm -rf build ./*.egg-info
 COPY studies ./studies
 
-RUN useradd --create-home --uid 1000 tuner && mkdir -p /artifacts && chown tuner /artifacts
+# The named volumes mount here: created owned by tuner, so they are writable by it.
+RUN useradd --create-home --uid 1000 tuner \
+    && mkdir -p /artifacts /home/tuner/.keras \
+    && chown tuner /artifacts /home/tuner/.keras
 USER tuner
 
 ENTRYPOINT ["tuner"]

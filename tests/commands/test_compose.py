@@ -126,6 +126,46 @@ def test_dockerfile_runs_tuner_as_a_user() -> None:
     assert "tensorflow[and-cuda]" in (ROOT / "pyproject.toml").read_text()
 
 
+def test_health_checks_only_where_they_mean_something() -> None:
+    # One image, three roles: a HEALTHCHECK in it would probe a port workers don't serve.
+    assert not re.search(r"^HEALTHCHECK", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    dashboard = SERVICES["dashboard"]
+    port = dashboard["command"][dashboard["command"].index("--port") + 1]
+    assert f"127.0.0.1:{port}/api/" in " ".join(dashboard["healthcheck"]["test"])
+    assert "healthcheck" not in SERVICES["worker"] and "healthcheck" not in SERVICES["launch"]
+
+
+def test_stop_signals_reach_tuner_through_an_init() -> None:
+    # PID 1 ignores signals it has no handler for: the dashboard would wait out the grace
+    # period and be killed instead of stopping.
+    for name in ("launch", "worker", "dashboard"):
+        assert SERVICES[name]["init"] is True
+
+
+def test_own_studies_and_data_are_mounted_read_only() -> None:
+    volumes = SERVICES["worker"]["volumes"]
+    studies = next(v for v in volumes if ":/app/studies:" in v)
+    data = next(v for v in volumes if ":/data:" in v)
+    assert studies.endswith(":ro") and data.endswith(":ro")
+    assert interpolate(studies, {}) == "./studies:/app/studies:ro"
+    assert interpolate(studies, {"TUNER_STUDIES_DIR": "/s"}) == "/s:/app/studies:ro"
+    assert interpolate(data, {}) == "data:/data:ro" and "data" in COMPOSE["volumes"]
+    assert interpolate(data, {"TUNER_DATA_DIR": "./mine"}) == "./mine:/data:ro"
+    assert "TUNER_STUDIES=/app/studies" in (ROOT / "Dockerfile").read_text()
+
+
+def test_build_context_lets_in_only_what_the_image_copies() -> None:
+    lines = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert lines[0] == "*"  # an allowlist: .env, .git and databases never reach the daemon
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = re.findall(r"^COPY (\S+) ", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
+    assert allowed == set(copied) == {"pyproject.toml", "README.md", "tuner", "studies"}
+
+
 def container_argv(service: str, env: dict[str, str]) -> list[str]:
     return [interpolate(part, env) for part in SERVICES[service]["command"]]
 
