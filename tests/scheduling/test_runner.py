@@ -117,3 +117,48 @@ def test_an_interrupt_during_a_batch_gives_back_every_point(tiny: TinyStudy) -> 
     trials = tiny.study.get_trials()
     assert len(trials) == 3
     assert all(t.state == TrialState.FAIL and t.system_attrs[schema.INTERRUPTED] for t in trials)
+
+
+def test_a_stop_whose_exception_was_lost_is_honoured_at_the_next_trial(
+    tiny: TinyStudy,
+) -> None:
+    # SIGTERM raised inside a weakref callback is dropped by Python; the runner must still
+    # stop at the next trial boundary, with the finished trial kept and nothing more run.
+    import signal
+
+    seen: list[int] = []
+
+    def evaluate(claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        seen.append(claim.grid_id)
+        if claim.grid_id == 0:
+            from tuner.scheduling import _signals
+
+            _signals._requested.append(signal.SIGTERM)  # as the handler records it
+        return 0.5
+
+    from tuner.errors import WorkerInterrupted
+
+    with pytest.raises(WorkerInterrupted):
+        TrialRunner(tiny.scheduler(), evaluate, claim_size=1).run()
+    assert seen == [0]
+    trials = tiny.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE]
+
+
+def test_an_error_raised_after_a_stop_request_counts_as_the_interruption(
+    tiny: TinyStudy,
+) -> None:
+    import signal
+
+    from tuner.errors import WorkerInterrupted
+    from tuner.scheduling import _signals
+
+    def evaluate(claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        _signals._requested.append(signal.SIGTERM)
+        raise SystemError("bad argument to internal function")  # what native code made of it
+
+    with pytest.raises(WorkerInterrupted):
+        TrialRunner(tiny.scheduler(), evaluate, claim_size=2).run()
+    trials = tiny.study.get_trials()
+    assert all(t.state == TrialState.FAIL and t.system_attrs[schema.INTERRUPTED] for t in trials)
+    assert not any(t.system_attrs.get(schema.RETRYABLE) is False for t in trials)

@@ -20,7 +20,7 @@ from typing import Protocol
 from tuner.errors import PermanentTrialError, WorkerInterrupted
 from tuner.scheduling._grid_state import GridState
 from tuner.scheduling._scheduler import ClaimedTrial, GridScheduler, TrialRecorder
-from tuner.scheduling._signals import interrupts_raise
+from tuner.scheduling._signals import interrupt_requested, interrupts_raise
 from tuner.storages import with_retries
 from tuner.study import schema
 
@@ -86,6 +86,9 @@ class TrialRunner:
         report = RunReport()
         with interrupts_raise(), self._announced():
             while True:
+                signum = interrupt_requested()
+                if signum is not None:  # asked to stop; its exception was lost
+                    raise WorkerInterrupted(signum)
                 claims, state = with_retries(
                     lambda: self.scheduler.claim(self.claim_size), "claiming grid points"
                 )
@@ -119,6 +122,10 @@ class TrialRunner:
                     pending.clear()
                 while pending:
                     claim = pending[0]
+                    # A stop whose exception was lost mid-trial: honour it here.
+                    signum = interrupt_requested()
+                    if signum is not None:
+                        raise WorkerInterrupted(signum)
                     if self._run_one(claim):
                         completed += 1
                     heartbeat.release(claim.trial_id)
@@ -141,6 +148,7 @@ class TrialRunner:
         try:
             outcomes = self.evaluate_batch(claims, recorders)
         except Exception as exc:
+            self._raise_if_interrupted(exc)
             log.exception("trials %s failed together", [c.number for c in claims])
             outcomes = [exc] * len(claims)
         return sum(
@@ -156,10 +164,18 @@ class TrialRunner:
         try:
             outcome: float | Exception = self.evaluate(claim, recorder)
         except Exception as exc:
+            self._raise_if_interrupted(exc)
             if not isinstance(exc, PermanentTrialError):
                 log.exception("trial %s failed", claim.number)
             outcome = exc
         return self._tell(claim, recorder, outcome)
+
+    @staticmethod
+    def _raise_if_interrupted(error: Exception) -> None:
+        """A stop request whose exception the code it hit turned into another error."""
+        signum = interrupt_requested()
+        if signum is not None:
+            raise WorkerInterrupted(signum) from error
 
     def _tell(
         self, claim: ClaimedTrial, recorder: TrialRecorder, outcome: float | Exception

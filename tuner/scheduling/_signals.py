@@ -10,11 +10,26 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 from tuner.errors import WorkerInterrupted
+
+_requested: list[int] = []
+
+
+def interrupt_requested() -> int | None:
+    """The signal that asked this process to stop while interrupts raise, if one did.
+
+    An exception raised from a signal handler lands wherever the main thread happens to
+    be: inside a weakref callback Python drops it, inside native code building a graph it
+    can come out as another error. The runner asks this at every trial boundary, so a
+    stop request is honoured even when its exception was lost or mangled.
+    """
+    return _requested[-1] if _requested else None
 
 
 @contextlib.contextmanager
@@ -30,12 +45,28 @@ def interrupts_raise() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _requested.append(signum)
         raise WorkerInterrupted(signum)
 
+    previous_hook = sys.unraisablehook
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def unraisable(hook: Any) -> None:
+        # Raised inside a weakref callback or __del__, where Python drops it: deliver the
+        # signal again from another thread, to land once that callback has returned.
+        if isinstance(hook.exc_value, WorkerInterrupted):
+            threading.Timer(0.05, signal.pthread_kill, (main, hook.exc_value.signum)).start()
+            return
+        previous_hook(hook)
+
+    _requested.clear()
     previous_term = signal.signal(signal.SIGTERM, handler)
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGINT, previous_int)
