@@ -312,8 +312,15 @@ def test_grid_batch_given_back_on_sigterm_and_rerun_after_sigkill(
     grid = ("--trainer", "grid", "--pack", "4", "--heartbeat-interval", "1")
 
     def held_batch(worker: subprocess.Popen[str]) -> list[optuna.trial.FrozenTrial]:
-        wait_for_running(url, worker)
-        return [t for t in trials(url) if t.state == TrialState.RUNNING]
+        # A claim creates its trials one by one under the lock: wait for the whole batch.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            wait_for_running(url, worker)
+            running = [t for t in trials(url) if t.state == TrialState.RUNNING]
+            if len(running) >= 4:
+                return running
+            time.sleep(0.2)
+        raise AssertionError(f"the worker never held a batch of 4: {running}")
 
     # SIGTERM: every point of the batch is given back, not charged an attempt.
     worker = start_worker(tuner_processes, url, tmp_path, *grid)
