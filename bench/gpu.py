@@ -65,6 +65,7 @@ from tuner.training._models import (
     build_model,
     build_packed_model,
     grid_weights,
+    initial_weights_of,
     pack_weights,
 )
 
@@ -157,7 +158,7 @@ def train_point(
     """One grid point as a worker trains it: k folds packed into one model."""
     started = time.perf_counter()
     packed = build_packed_model(definition, units, len(folds))
-    pack_weights(packed, [build_model(definition, units, seed=f) for f in range(len(folds))])
+    pack_weights(packed, initial_weights_of(definition, [units] * len(folds), range(len(folds))))
     trainer = JaxPackedTrainer(packed, definition, len(folds))
     setup = time.perf_counter() - started
     clock = EpochClock()
@@ -182,11 +183,10 @@ def train_grid_batch(
     started = time.perf_counter()
     k = len(folds)
     model = build_grid_model(definition, points, k)
-    grid_weights(
-        model,
-        [[build_model(definition, units, seed=f) for f in range(k)] for units in points],
-        k,
+    weights = initial_weights_of(
+        definition, [u for u in points for _ in range(k)], [*range(k)] * len(points)
     )
+    grid_weights(model, [weights[p * k : (p + 1) * k] for p in range(len(points))], k)
     trainer = JaxPackedTrainer(model, definition, k, points=len(points))
     setup = time.perf_counter() - started
     clock = EpochClock()

@@ -10,6 +10,7 @@
 #   bash bench/gpu.sh                  # figures to $OUT/gpu.json (OUT defaults to ./gpu-out)
 #   bash bench/gpu.sh --budget 200     # extra arguments go to bench/gpu.py
 #   bash bench/gpu.sh --seed-study     # the whole seed study, measured (gpu_seed_study.py)
+#   bash bench/gpu.sh --packing        # grid packing on and off, 2layer grid (gpu_packing.py)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -44,6 +45,9 @@ if [ "${1:-}" = "--seed-study" ]; then
     shift
     "$PYTHON" bench/gpu_seed_study.py --out "$OUT/seed-study.json" "$@" 2>&1 \
         | tee "$OUT/seed-study.log"
+elif [ "${1:-}" = "--packing" ]; then
+    shift
+    "$PYTHON" bench/gpu_packing.py --out "$OUT/packing.json" "$@" 2>&1 | tee "$OUT/packing.log"
 else
     "$PYTHON" bench/gpu.py --out "$OUT/gpu.json" "$@" 2>&1 | tee "$OUT/gpu.log"
 fi

@@ -40,7 +40,12 @@ def variant_main(name: str, pack: int, quick: bool, folder: Path) -> None:
     from tuner.data import stratified_folds
     from tuner.study import load_definitions
     from tuner.training._jax_loops import JaxPackedTrainer, JaxTrainer, clear_compilations
-    from tuner.training._models import build_grid_model, build_model, grid_weights
+    from tuner.training._models import (
+        build_grid_model,
+        build_model,
+        grid_weights,
+        initial_weights_of,
+    )
 
     jax.devices()
     train, epochs = (3_000, 2) if quick else (60_000, 20)
@@ -58,11 +63,11 @@ def variant_main(name: str, pack: int, quick: bool, folder: Path) -> None:
         began = time.perf_counter()
         chunk = points[start : start + pack]
         model = build_grid_model(definition, chunk, len(folds))
-        grid_weights(
-            model,
-            [[build_model(definition, u, seed=f) for f in range(len(folds))] for u in chunk],
-            len(folds),
+        k = len(folds)
+        weights = initial_weights_of(
+            definition, [u for u in chunk for _ in range(k)], [*range(k)] * len(chunk)
         )
+        grid_weights(model, [weights[p * k : (p + 1) * k] for p in range(len(chunk))], k)
         trainer = JaxPackedTrainer(model, definition, len(folds), points=len(chunk))
         histories = trainer.fit_folds(x, y, folds, epochs=epochs, seed=0)
         clear_compilations()

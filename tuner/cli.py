@@ -112,18 +112,21 @@ VerboseOption = Annotated[bool, typer.Option(help="Log more.")]
 TrainerOption = Annotated[
     str,
     typer.Option(
-        help="packed: a grid point's folds trained together as one model; grid: many grid "
-        "points with all their folds trained as one model (see --pack); fast: one fold "
-        "at a time, whole epochs in one graph with fused Adam; keras: plain model.fit "
-        "(the reference)."
+        help="grid: many grid points with all their folds trained as one model (see "
+        "--pack); packed: one grid point at a time, its folds trained together as one "
+        "model; fast: one fold at a time, whole epochs in one graph with fused Adam; "
+        "keras: plain model.fit (the reference).",
+        envvar="TUNER_TRAINER",
     ),
 ]
 PackOption = Annotated[
     int,
     typer.Option(
         help="With --trainer grid: the most grid points one worker trains together (each "
-        "worker takes no more than a fair share of what is waiting).",
+        "worker takes no more than a fair share of what is waiting; on a GPU, no more "
+        "than fit in its free memory).",
         min=1,
+        envvar="TUNER_PACK",
     ),
 ]
 BackendOption = Annotated[
@@ -245,6 +248,15 @@ def worker(
     pack: PackOption = DEFAULT_PACK,
     backend: BackendOption = None,
     mix_backends: MixBackendsOption = False,
+    expected_workers: Annotated[
+        int,
+        typer.Option(
+            help="Workers starting on these studies together, this one included: with "
+            "--trainer grid, a claim takes at most 1/N of what is waiting even before the "
+            "others have announced themselves (tuner launch --workers N sets it).",
+            min=1,
+        ),
+    ] = 1,
     verbose: VerboseOption = False,
 ) -> None:
     """Join existing studies and evaluate grid points until none is left, then exit 0.
@@ -267,6 +279,7 @@ def worker(
         max_attempts=max_attempts,
         max_stale_attempts=max_stale_attempts,
         mix_backends=mix_backends,
+        expected_workers=expected_workers,
         live=live,
         console=console,
         verbose=verbose,

@@ -84,8 +84,12 @@ def test_interrupted_launch_resumes_without_retraining(
     tuner_processes: Callable[..., subprocess.Popen[str]],
 ) -> None:
     db = tmp_path / "resume.db"
+    # One point at a time, so the interrupt finds one point done and one running; the
+    # grid trainer's whole-batch hand-back is tests/commands/test_scale_out.py's.
     args = [
         "launch",
+        "--trainer",
+        "packed",
         "--variant",
         "tiny",
         "--dataset",
@@ -214,7 +218,7 @@ def test_variants_lists_every_variant(tmp_path: Path, studies_dir: Path) -> None
 def test_unknown_trainer_lists_the_known_ones(tmp_path: Path) -> None:
     result = run_tuner("worker", "--trainer", "bogus", cwd=tmp_path)
     assert result.returncode == 2
-    assert "unknown --trainer 'bogus'; choose one of packed, grid, fast, keras" in result.stderr
+    assert "unknown --trainer 'bogus'; choose one of grid, packed, fast, keras" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -218,6 +218,9 @@ def stack(engine: list[str], workspace: Path) -> Iterator[Stack]:
         "TUNER_VARIANTS": STUDY,
         "TUNER_DATASET": f"/data/{STUDY}.npz",
         "TUNER_EPOCHS": str(EPOCHS),
+        # One point per trial in turn, so a stop finds points done and points mid-trial
+        # on every worker (grid packing's whole-batch hand-back: test_scale_out.py).
+        "TUNER_TRAINER": "packed",
         "TUNER_STUDIES_DIR": str(workspace / "studies"),
         "TUNER_DATA_DIR": str(workspace / "data"),
         "DASHBOARD_PORT": str(free_port()),

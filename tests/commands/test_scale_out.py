@@ -13,9 +13,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.helpers import run_tuner
+from tests.helpers import run_tuner, wait_for
 from tuner.scheduling import GridState
 from tuner.storages import open_storage
+from tuner.study import schema
 from tuner.study.schema import FAIL_REASON, GRID_ID, INTERRUPTED
 
 Start = Callable[..., subprocess.Popen[str]]
@@ -225,6 +226,11 @@ def test_worker_refuses_changed_data(nine: Path, synthetic_npz: Path, tmp_path: 
     assert result.returncode == 2
     assert "fingerprint mismatch" in result.stderr
     assert trials(url) == []  # nothing claimed
+    # It announced itself early (for fair shares), and withdrew when it gave up.
+    storage = reader(url)
+    attrs = storage.get_study_system_attrs(storage.get_study_id_from_name("nine"))
+    announced = [value for key, value in attrs.items() if key.startswith(schema.WORKER_PREFIX)]
+    assert announced == [0]
 
 
 def test_worker_errors_are_clean(tmp_path: Path) -> None:
@@ -243,6 +249,8 @@ def test_status_shows_the_live_picture(
     worker = start_worker(tuner_processes, url, tmp_path)
     try:
         running = wait_for_running(url, worker)
+        # A claim creates its trials one by one: wait for the whole batch.
+        wait_for(lambda: sum(t.state == TrialState.RUNNING for t in trials(url)) == 9)
         result = run_tuner("status", "--storage", url, cwd=tmp_path)
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -250,7 +258,8 @@ def test_status_shows_the_live_picture(
     assert result.returncode == 0, result.stderr
     row = next(line for line in result.stdout.splitlines() if line.startswith("│ nine"))
     cells = [cell.strip() for cell in row.strip("│").split("│")]
-    assert cells[:6] == ["nine", "9", "0", "1", "8", "0"]
+    # The default trainer (grid) trains the whole grid as one batch: every point running.
+    assert cells[:6] == ["nine", "9", "0", "9", "0", "0"]
     assert f"trial {running.number} [l1=" in result.stdout
     assert f"/{worker.pid} since" in result.stdout
 

@@ -222,3 +222,13 @@ def test_a_claim_takes_a_fair_share_when_other_workers_are_alive(tiny: TinyStudy
     assert first.live_workers() == 1
     rest, _ = first.claim(8)
     assert len(rest) == 1
+
+
+def test_expected_workers_cap_a_claim_before_the_others_announce(tiny: TinyStudy) -> None:
+    first = tiny.scheduler(expected_workers=3)
+    claims, _ = first.claim(8)
+    # Three points waiting, nobody else announced yet, three workers expected: one.
+    assert len(claims) == 1
+    assert first.live_workers() == 1
+    with pytest.raises(ValueError, match="expected workers must be positive"):
+        tiny.scheduler(expected_workers=0)

@@ -17,7 +17,12 @@ from tuner.data import stratified_folds
 from tuner.study import load_definitions
 from tuner.study._definition import BUILTIN_STUDIES_DIR
 from tuner.training import build_model, build_packed_model, pack_weights, training_loops
-from tuner.training._models import MaskedPackedDense, build_grid_model, grid_weights
+from tuner.training._models import (
+    MaskedPackedDense,
+    build_grid_model,
+    dense_weights,
+    grid_weights,
+)
 
 DEFINITIONS = load_definitions(BUILTIN_STUDIES_DIR)
 POINTS = [(32, 8), (16, 16), (8, 4)]
@@ -26,7 +31,7 @@ FOLDS = 3
 
 def separate_models(definition, points) -> list[list]:
     return [
-        [build_model(definition, units, seed=10 * p + f) for f in range(FOLDS)]
+        [dense_weights(build_model(definition, units, seed=10 * p + f)) for f in range(FOLDS)]
         for p, units in enumerate(points)
     ]
 

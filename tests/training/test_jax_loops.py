@@ -45,7 +45,7 @@ import numpy as np
 from tests.helpers import synthetic_images
 from tuner.study import load_definitions
 from tuner.study._definition import BUILTIN_STUDIES_DIR
-from tuner.training import build_model, build_packed_model, pack_weights
+from tuner.training import build_model, build_packed_model, dense_weights, pack_weights
 
 out = Path(sys.argv[1])
 backend = keras.backend.backend()
@@ -101,7 +101,9 @@ for case, variant, optimizer in [
         continue  # TensorFlow's PackedTrainer runs Adam only
     packed = build_packed_model(definition, units, 3)
     if backend == "tensorflow":
-        pack_weights(packed, [build_model(definition, units, seed=s) for s in (4, 5, 6)])
+        pack_weights(
+            packed, [dense_weights(build_model(definition, units, seed=s)) for s in (4, 5, 6)]
+        )
     weights(packed, f"{case}-packed")
     results[f"{case}-packed"] = Packed(packed, definition, 3).fit_folds(
         x, y, splits, epochs=2, seed=7
@@ -120,7 +122,7 @@ import numpy as np
 from tests.helpers import synthetic_images
 from tuner.study import load_definitions
 from tuner.study._definition import BUILTIN_STUDIES_DIR
-from tuner.training import build_model, build_packed_model, pack_weights
+from tuner.training import build_model, build_packed_model, dense_weights, pack_weights
 from tuner.training._jax_loops import JaxPackedTrainer, JaxTrainer
 
 images, labels = synthetic_images(1500, seed=2)
@@ -136,7 +138,7 @@ again = trainer.fit(x[:1000], y[:1000], epochs=1, validation=(x[1000:], y[1000:]
 
 splits = [(np.r_[0:500, 1000:1500], np.arange(500, 1000)), (np.arange(500, 1500), np.arange(500))]
 packed = build_packed_model(definition, (64, 32), 2)
-pack_weights(packed, [build_model(definition, (64, 32), seed=s) for s in (1, 2)])
+pack_weights(packed, [dense_weights(build_model(definition, (64, 32), seed=s)) for s in (1, 2)])
 folds = JaxPackedTrainer(packed, definition, 2).fit_folds(x, y, splits, epochs=4, seed=0)
 print(json.dumps({"history": history, "evaluated": evaluated, "again": again, "folds": folds}))
 """
@@ -199,3 +201,47 @@ def test_jax_trainers_learn_without_tensorflow() -> None:
     # but for Dropout, whose seed state runs on (as on TensorFlow).
     assert output["again"]["loss"][0] == pytest.approx(history["loss"][0], rel=0.05)
     assert [fold["val_accuracy"][-1] > 0.5 for fold in output["folds"]] == [True, True]
+
+
+# Initial weights drawn together (one compiled draw per layer shape, over many seeds)
+# against the weights of each model built alone: they must be the same bits.
+INITIAL_WEIGHTS_CHILD = """
+import json
+
+import numpy as np
+
+from tuner.study import load_definitions
+from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.training import build_model, dense_weights, initial_weights
+from tuner.training._models import initial_weights_of
+
+definition = load_definitions(BUILTIN_STUDIES_DIR)["3layer"]
+points = [(256, 32, 8), (512, 128, 16), (256, 32, 8)]
+seeds = [7, 3_000_000_000, 8]  # fold seeds are CRC-32s: some exceed 2**31
+together = initial_weights_of(definition, points, seeds)
+alone = [dense_weights(build_model(definition, u, seed=s)) for u, s in zip(points, seeds)]
+one = initial_weights(definition, points[1], seeds[1])
+print(json.dumps({
+    "layers": [len(w) for w in together],
+    "equal": all(
+        np.array_equal(a, b)
+        for mine, theirs in zip(together, alone)
+        for layer_mine, layer_theirs in zip(mine, theirs)
+        for a, b in zip(layer_mine, layer_theirs)
+    ),
+    "single_equal": all(
+        np.array_equal(a, b) for x, y in zip(one, alone[1]) for a, b in zip(x, y)
+    ),
+    "seeds_differ": not np.array_equal(together[0][0][0], together[2][0][0]),
+}))
+"""
+
+
+def test_initial_weights_drawn_together_equal_each_built_model() -> None:
+    output = json.loads(run_child(INITIAL_WEIGHTS_CHILD, "jax").strip().splitlines()[-1])
+    assert output == {
+        "layers": [4, 4, 4],
+        "equal": True,
+        "single_equal": True,
+        "seeds_differ": True,
+    }

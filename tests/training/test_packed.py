@@ -20,6 +20,7 @@ from tuner.training import (
     PackedTrainer,
     build_model,
     build_packed_model,
+    dense_weights,
     pack_weights,
 )
 
@@ -36,7 +37,7 @@ def test_one_packed_step_equals_separate_steps_per_fold() -> None:
     splits = [(np.arange(120), np.arange(120)), (np.arange(120, 240), np.arange(120, 240))]
     separate = [build_model(definition, (32, 16), seed=s) for s in (1, 2)]
     packed = build_packed_model(definition, (32, 16), 2)
-    pack_weights(packed, separate)
+    pack_weights(packed, [dense_weights(model) for model in separate])
     PackedTrainer(packed, definition, 2).fit_folds(x, y, splits, epochs=1, seed=0)
     for index, (model, (train, _)) in enumerate(zip(separate, splits, strict=True)):
         FastTrainer(model, definition.protocol).fit(

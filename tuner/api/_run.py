@@ -32,6 +32,7 @@ def _worker_options(
     backend: str,
     mix_backends: bool,
     live: bool,
+    expected_workers: int = 1,
 ) -> WorkerOptions:
     return WorkerOptions(
         storage_url=resolve_url(storage),
@@ -45,6 +46,7 @@ def _worker_options(
         pack=pack,
         backend=backend,
         mix_backends=mix_backends,
+        expected_workers=expected_workers,
     )
 
 
@@ -178,6 +180,7 @@ def work(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     max_stale_attempts: int = DEFAULT_MAX_STALE_ATTEMPTS,
     mix_backends: bool = False,
+    expected_workers: int = 1,
     live: bool = True,
     console: Console | None = None,
     verbose: bool = False,
@@ -204,6 +207,9 @@ def work(
         max_stale_attempts: Attempts per grid point whose worker vanished before it is
             given up.
         mix_backends: Train a study created on another backend anyway.
+        expected_workers: Workers starting on these studies together (this one
+            included): with ``grid``, a claim takes at most 1/N of what is waiting even
+            before the others have announced themselves.
         live: Live progress bars where the console can show them.
         console: Where messages and progress go (default: standard output).
         verbose: Log more, Optuna's messages included.
@@ -215,6 +221,8 @@ def work(
     """
     _check_trainer(trainer)
     _check_pack(pack)
+    if expected_workers < 1:
+        raise TunerError(f"--expected-workers must be at least 1, got {expected_workers}")
     chosen_backend = select_backend(backend, load=True)
     quiet_optuna(verbose)
     options = _worker_options(
@@ -229,5 +237,6 @@ def work(
         backend=chosen_backend,
         mix_backends=mix_backends,
         live=live,
+        expected_workers=expected_workers,
     )
     run_worker(names_list(names), options, output(console))

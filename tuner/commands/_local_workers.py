@@ -20,8 +20,11 @@ from tuner.commands._options import WorkerOptions
 from tuner.errors import TunerError, WorkerInterrupted
 
 
-def worker_command(study_names: list[str], options: WorkerOptions, threads: int) -> list[str]:
-    """The argv of one local worker (no storage URL: that goes in the environment)."""
+def worker_command(
+    study_names: list[str], options: WorkerOptions, threads: int, count: int = 1
+) -> list[str]:
+    """The argv of one of ``count`` local workers (no storage URL: that goes in the
+    environment)."""
     command = [sys.executable, "-m", "tuner", "worker", "--no-live"]
     for name in study_names:
         command += ["--study-name", name]
@@ -30,6 +33,7 @@ def worker_command(study_names: list[str], options: WorkerOptions, threads: int)
     command += ["--max-stale-attempts", str(options.max_stale_attempts)]
     command += ["--threads", str(threads), "--trainer", options.trainer]
     command += ["--backend", options.backend, "--pack", str(options.pack)]
+    command += ["--expected-workers", str(count)]
     if options.mix_backends:
         command.append("--mix-backends")
     if options.gpu is not None:
@@ -42,7 +46,7 @@ def run_local_workers(
 ) -> None:
     """Start `count` workers, pass SIGINT/SIGTERM on to them, and wait for all of them."""
     threads = options.threads or max(1, (os.cpu_count() or 1) // count)
-    command = worker_command(study_names, options, threads)
+    command = worker_command(study_names, options, threads, count)
     environment = {**os.environ, "TUNER_STORAGE": options.storage_url}
     console.print(f"starting {count} local workers, {threads} {options.backend} thread(s) each")
     workers: list[subprocess.Popen[bytes]] = []

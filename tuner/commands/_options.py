@@ -34,6 +34,8 @@ class WorkerOptions:
         backend: The Keras backend, ``tensorflow`` or ``jax`` (already selected for the
             process by :func:`tuner.training.use_backend`).
         mix_backends: Train a study created on another backend anyway.
+        expected_workers: Workers starting on the same studies together (fair shares
+            count at least this many; see :class:`tuner.scheduling.GridScheduler`).
     """
 
     storage_url: str
@@ -47,6 +49,7 @@ class WorkerOptions:
     pack: int = DEFAULT_PACK
     backend: str = BACKENDS[0]
     mix_backends: bool = False
+    expected_workers: int = 1
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ compared with the study's record before a single trial is claimed.
 
 from __future__ import annotations
 
+import logging
+
 import optuna
 from rich.console import Console
 
@@ -17,6 +19,26 @@ from tuner.progress import ProgressDisplay
 from tuner.scheduling import GridScheduler, RunReport, TrialRunner
 from tuner.storages import mask_password, open_storage
 
+log = logging.getLogger(__name__)
+
+
+def study_scheduler(
+    storage: optuna.storages.RDBStorage,
+    options: WorkerOptions,
+    study: optuna.Study,
+    config: studies.StudyConfig,
+) -> GridScheduler:
+    """The scheduler that claims this worker's grid points of one study."""
+    return GridScheduler(
+        storage,
+        options.storage_url,
+        study,
+        config.definition,
+        max_attempts=options.max_attempts,
+        max_stale_attempts=options.max_stale_attempts,
+        expected_workers=options.expected_workers,
+    )
+
 
 def work_study(
     storage: optuna.storages.RDBStorage,
@@ -26,19 +48,13 @@ def work_study(
     dataset: Dataset,
     device: str,
     console: Console,
+    scheduler: GridScheduler | None = None,
 ) -> RunReport:
     """Evaluate grid points of one study until every point is done, with progress shown."""
     from tuner.training import CrossValidation
 
     definition = config.definition
-    scheduler = GridScheduler(
-        storage,
-        options.storage_url,
-        study,
-        definition,
-        max_attempts=options.max_attempts,
-        max_stale_attempts=options.max_stale_attempts,
-    )
+    scheduler = scheduler or study_scheduler(storage, options, study, config)
     display = ProgressDisplay(console, live=options.live_progress)
     with display:
         evaluate = CrossValidation(
@@ -59,16 +75,44 @@ def work_study(
             config.epochs,
         )
         together = options.trainer == "grid"
+        claim_size = batch_size(options, config, dataset, device, console) if together else 1
         report = TrialRunner(
             scheduler,
             evaluate,
             evaluate_batch=evaluate.evaluate_batch if together else None,
-            claim_size=options.pack if together else 1,
+            claim_size=claim_size,
             listener=display,
         ).run()
     if report.state is not None:
         scheduler.ensure_complete(report.state)
     return report
+
+
+def batch_size(
+    options: WorkerOptions,
+    config: studies.StudyConfig,
+    dataset: Dataset,
+    device: str,
+    console: Console,
+) -> int:
+    """Grid points to train together: ``--pack``, capped by the GPU's free memory."""
+    from tuner.training import device_point_limit
+
+    limit = device_point_limit(
+        config.definition,
+        config.definition.protocol.folds,
+        len(dataset.y_train),
+        device,
+        options.gpu,
+    )
+    if limit is None or limit >= options.pack:
+        return options.pack
+    console.print(
+        f"{config.study_name}: --pack {options.pack} capped to {limit} grid point(s), "
+        f"what fits in the free memory of {device}",
+        highlight=False,
+    )
+    return limit
 
 
 def run_worker(names: list[str], options: WorkerOptions, console: Console) -> None:
@@ -82,19 +126,32 @@ def run_worker(names: list[str], options: WorkerOptions, console: Console) -> No
     loaded = [studies.load(storage, name) for name in chosen]
     for _, config in loaded:
         studies.check_backend(config, options.backend, mix_backends=options.mix_backends)
-    data = DataCache()
-    # Check every study's data before claiming anything, so a bad mount fails fast.
-    datasets = [
-        data.verified(config.dataset, config.data_fingerprint, config.study_name)
-        for _, config in loaded
-    ]
-    device = configure_device(options.threads, options.gpu)
+    schedulers = [study_scheduler(storage, options, study, config) for study, config in loaded]
+    # Announced before the slow part of start-up (data, the framework's import), so that
+    # workers started together (compose --scale, a fleet) count each other in their first
+    # fair shares. An announcement this worker never refreshes lapses after the grace period.
+    for scheduler in schedulers:
+        try:
+            scheduler.announce()
+        except Exception as exc:  # the runner announces again, with retries
+            log.warning("could not announce this worker early: %s", exc)
+    try:
+        data = DataCache()
+        # Check every study's data before claiming anything, so a bad mount fails fast.
+        datasets = [
+            data.verified(config.dataset, config.data_fingerprint, config.study_name)
+            for _, config in loaded
+        ]
+        device = configure_device(options.threads, options.gpu)
+    except BaseException:
+        _retire(schedulers)
+        raise
     console.print(
         f"worker on {mask_password(options.storage_url)}, device {device}: {', '.join(chosen)}",
         highlight=False,
     )
-    for (study, config), dataset in zip(loaded, datasets, strict=True):
-        report = work_study(storage, options, study, config, dataset, device, console)
+    for (study, config), dataset, scheduler in zip(loaded, datasets, schedulers, strict=True):
+        report = work_study(storage, options, study, config, dataset, device, console, scheduler)
         state = report.state
         complete = len(state.complete) if state else 0
         failed = sum(state.failures.values()) + sum(state.stale.values()) if state else 0
@@ -103,3 +160,11 @@ def run_worker(names: list[str], options: WorkerOptions, console: Console) -> No
             f"{failed} failed attempt(s); this worker evaluated {report.evaluated}",
             highlight=False,
         )
+
+
+def _retire(schedulers: list[GridScheduler]) -> None:
+    for scheduler in schedulers:
+        try:
+            scheduler.retire()
+        except Exception as exc:
+            log.warning("could not withdraw this worker's announcement: %s", exc)

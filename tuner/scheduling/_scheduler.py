@@ -125,6 +125,9 @@ class GridScheduler:
         definition: The study's definition; gives the grid size and layer names.
         max_attempts: Failed attempts per point (raised errors) before it is given up.
         max_stale_attempts: Attempts whose worker vanished before the point is given up.
+        expected_workers: Workers known to be starting on this study together (``tuner
+            launch --workers N``, a fleet): fair shares count at least this many, so the
+            first to claim does not take the whole grid before the others announce.
     """
 
     def __init__(
@@ -136,13 +139,17 @@ class GridScheduler:
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_stale_attempts: int = DEFAULT_MAX_STALE_ATTEMPTS,
+        expected_workers: int = 1,
     ) -> None:
+        if expected_workers < 1:
+            raise ValueError(f"expected workers must be positive, got {expected_workers}")
         self.storage = storage
         self.storage_url = storage_url
         self.study = study
         self.definition = definition
         self.max_attempts = max_attempts
         self.max_stale_attempts = max_stale_attempts
+        self.expected_workers = expected_workers
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.worker_id = f"{socket.gethostname()}/{os.getpid()}"
         self._ledger = TrialLedger(
@@ -192,9 +199,9 @@ class GridScheduler:
     def claim(self, count: int = 1) -> tuple[list[ClaimedTrial], GridState]:
         """Claim up to ``count`` waiting grid points as RUNNING trials held by this process.
 
-        With other live workers, a claim takes at most a fair share of what is waiting
-        (waiting points / live workers, rounded up), so no worker holds the whole grid
-        while others idle. Returns the claimed trials (none when nothing is waiting) and
+        With other live (or expected) workers, a claim takes at most a fair share of what
+        is waiting (waiting points / workers, rounded up), so no worker holds the whole
+        grid while others idle. Returns the claimed trials (none when nothing is waiting) and
         the grid's state just after the claim. Safe against every other worker.
         """
         if count < 1:
@@ -205,7 +212,7 @@ class GridScheduler:
             state = self.grid_state()
             if count > 1:
                 waiting = len(state.waiting(self.max_attempts))
-                workers = max(1, self.live_workers())
+                workers = max(self.expected_workers, self.live_workers())
                 count = max(1, min(count, math.ceil(waiting / workers)))
             claims = []
             for grid_id in state.next_points(self.max_attempts, count):

@@ -26,7 +26,7 @@ else:  # pragma: no cover
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw", "nadam")
 # How a worker trains (tuner.training.FoldTrainer); the first is the default.
-TRAINERS = ("packed", "grid", "fast", "keras")
+TRAINERS = ("grid", "packed", "fast", "keras")
 # Keras backends tuner trains on; the first is the default.
 BACKENDS = ("tensorflow", "jax")
 LAYER_KEY = re.compile(r"^l([1-9][0-9]*)$")

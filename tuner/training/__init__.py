@@ -21,11 +21,14 @@ if TYPE_CHECKING:
         fold_seed,
     )
     from tuner.training._final_fit import run_final_fit, weight_quantiles
+    from tuner.training._memory import device_point_limit
     from tuner.training._models import (
         PackedDense,
         build_model,
         build_packed_model,
+        dense_weights,
         expected_parameter_count,
+        initial_weights,
         pack_weights,
     )
     from tuner.training._runtime import configure_device, import_backend_quietly
@@ -42,9 +45,12 @@ _LOCATIONS = {
     "fold_seed": "_cross_validation",
     "run_final_fit": "_final_fit",
     "weight_quantiles": "_final_fit",
+    "device_point_limit": "_memory",
     "PackedDense": "_models",
     "build_model": "_models",
     "build_packed_model": "_models",
+    "dense_weights": "_models",
+    "initial_weights": "_models",
     "expected_parameter_count": "_models",
     "pack_weights": "_models",
     "configure_device": "_runtime",
@@ -65,9 +71,12 @@ __all__ = [
     "build_model",
     "build_packed_model",
     "configure_device",
+    "dense_weights",
+    "device_point_limit",
     "expected_parameter_count",
     "fold_seed",
     "import_backend_quietly",
+    "initial_weights",
     "pack_weights",
     "run_final_fit",
     "training_loops",

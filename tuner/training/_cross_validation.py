@@ -27,6 +27,7 @@ from tuner.training._models import (
     build_model,
     build_packed_model,
     grid_weights,
+    initial_weights_of,
     pack_weights,
 )
 
@@ -129,10 +130,11 @@ class FoldTrainer:
         model = build_packed_model(self.definition, self.units, len(folds))
         pack_weights(
             model,
-            [
-                build_model(self.definition, self.units, seed=fold_seed(base_seed, self.units, f))
-                for f in folds
-            ],
+            initial_weights_of(
+                self.definition,
+                [self.units] * len(folds),
+                [fold_seed(base_seed, self.units, f) for f in folds],
+            ),
         )
         if listener:
             listener.fold_started(folds[0] + 1, n_folds, epochs, packed=len(folds))
@@ -287,16 +289,14 @@ class CrossValidation:
         """Histories of every (fold, point), fold-major."""
         folds = len(self.folds)
         model = build_grid_model(self.definition, points, folds)
+        every = [(units, f) for units in points for f in range(folds)]
+        weights = initial_weights_of(
+            self.definition,
+            [units for units, _ in every],
+            [fold_seed(self.base_seed, units, f) for units, f in every],
+        )
         grid_weights(
-            model,
-            [
-                [
-                    build_model(self.definition, units, seed=fold_seed(self.base_seed, units, f))
-                    for f in range(folds)
-                ]
-                for units in points
-            ],
-            folds,
+            model, [weights[p * folds : (p + 1) * folds] for p in range(len(points))], folds
         )
         if self.listener:
             self.listener.fold_started(1, folds, self.epochs, packed=folds)
