@@ -81,7 +81,7 @@ def grid_batch_bytes(
         units += models * max(p[layer] for p in points)
     units += models * N_CLASSES
     batch = definition.protocol.batch_size
-    activations = 8 * units * batch + 4 * units * EVAL_ROWS // max(1, folds)
+    activations = 8 * units * batch + 4 * units * EVAL_ROWS
     data = 2 * train_rows * (N_PIXELS + 1)
     return FLOAT_BYTES * (5 * trainable + 2 * non_trainable + activations + data)
 
