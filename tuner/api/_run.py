@@ -106,8 +106,9 @@ def launch(
         studies_dir: Folder of definition files for variant names (default:
             ``$TUNER_STUDIES``, else the project's ``studies/``).
         workers: Local worker processes; 0 only creates the studies.
-        trainer: ``packed`` (a point's folds trained together), ``grid`` (many points
-            with all their folds trained together), ``fast`` or ``keras``.
+        trainer: ``grid`` (the default: many points with all their folds trained
+            together), ``packed`` (one point at a time, its folds together), ``fast``
+            or ``keras``.
         pack: With ``grid``, the most grid points this worker trains together.
         backend: Keras backend, ``tensorflow`` or ``jax`` (default: ``$KERAS_BACKEND``,
             else TensorFlow); fixed for the process once Keras is imported.
@@ -195,8 +196,9 @@ def work(
         names: Studies to work on (default, or ``"all"``: every tuner study).
         storage: Optuna storage URL (default: ``$TUNER_STORAGE``, else
             ``sqlite:///tuner.db``, which must exist).
-        trainer: ``packed`` (a point's folds trained together), ``grid`` (many points
-            with all their folds trained together), ``fast`` or ``keras``.
+        trainer: ``grid`` (the default: many points with all their folds trained
+            together), ``packed`` (one point at a time, its folds together), ``fast``
+            or ``keras``.
         pack: With ``grid``, the most grid points this worker trains together.
         backend: Keras backend, ``tensorflow`` or ``jax`` (default: ``$KERAS_BACKEND``,
             else TensorFlow).

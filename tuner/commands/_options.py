@@ -28,7 +28,7 @@ class WorkerOptions:
         threads: TensorFlow threads (None: TensorFlow's default).
         gpu: GPU index to train on (None: the first visible, else the CPU).
         live_progress: Live progress bars when output is a terminal.
-        trainer: ``packed``, ``grid``, ``fast`` or ``keras``.
+        trainer: ``grid`` (the default), ``packed``, ``fast`` or ``keras``.
         pack: With the ``grid`` trainer, the most grid points one worker trains together
             (each worker also takes no more than a fair share of what is waiting).
         backend: The Keras backend, ``tensorflow`` or ``jax`` (already selected for the

@@ -63,10 +63,10 @@ def fold_seed(base_seed: int, units: tuple[int, ...], fold: int) -> int:
 class FoldTrainer:
     """Trains the folds of one grid point, each from its own seeded initial weights.
 
-    ``packed`` (the default) trains the folds together (the backend's packed loop); ``fast``
-    is the backend's single-model loop per fold, traced once per grid point (also
-    used for a single remaining fold); ``keras`` is a plain ``model.fit`` per fold, kept
-    as the reference the benchmark compares against.
+    ``packed`` (and ``grid``, for a point trained on its own) trains the folds together
+    (the backend's packed loop); ``fast`` is the backend's single-model loop per fold,
+    traced once per grid point (also used for a single remaining fold); ``keras`` is a
+    plain ``model.fit`` per fold, kept as the reference the benchmark compares against.
     """
 
     def __init__(self, definition: StudyDefinition, units: tuple[int, ...], kind: str) -> None:
@@ -196,7 +196,9 @@ class CrossValidation:
         epochs: Epochs per fold.
         base_seed: The study's fold seed; initial weights derive from it per point.
         device: Where training runs, recorded on each trial.
-        trainer: ``packed``, ``fast`` or ``keras`` (see :class:`FoldTrainer`).
+        trainer: ``grid`` (the default: claimed batches train as one grid model, see
+            :meth:`evaluate_batch`), ``packed``, ``fast`` or ``keras`` (see
+            :class:`FoldTrainer`).
         listener: Told about fold and epoch boundaries (progress).
     """
 
