@@ -232,3 +232,30 @@ def test_expected_workers_cap_a_claim_before_the_others_announce(tiny: TinyStudy
     assert first.live_workers() == 1
     with pytest.raises(ValueError, match="expected workers must be positive"):
         tiny.scheduler(expected_workers=0)
+
+
+def test_an_interrupt_during_a_batch_claim_gives_back_what_it_created(
+    tiny: TinyStudy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    beats = []
+    record_heartbeat = tiny.storage.record_heartbeat
+
+    def interrupted_at_the_second(trial_id: int) -> None:
+        # SIGINT landing between two trials of one claim (the handler raises there).
+        beats.append(trial_id)
+        if len(beats) == 2:
+            raise KeyboardInterrupt
+        record_heartbeat(trial_id)
+
+    monkeypatch.setattr(tiny.storage, "record_heartbeat", interrupted_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        tiny.scheduler().claim(3)
+    monkeypatch.undo()
+    created = list(by_id(tiny).values())
+    assert len(created) == 2
+    assert all(t.state == TrialState.FAIL for t in created)
+    assert all(t.system_attrs[schema.INTERRUPTED] is True for t in created)
+    # Given back uncharged: the next claim takes the same points again.
+    again, state = tiny.scheduler().claim(3)
+    assert sorted(c.grid_id for c in again) == [0, 1, 2]
+    assert not state.failures and not state.stale

@@ -39,7 +39,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.errors import TunerError
+from tuner.errors import TunerError, WorkerInterrupted
 from tuner.progress import format_units
 from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_STALE_ATTEMPTS, GridState
 from tuner.scheduling._heartbeat import Heartbeat
@@ -215,26 +215,36 @@ class GridScheduler:
                 workers = max(self.expected_workers, self.live_workers())
                 count = max(1, min(count, math.ceil(waiting / workers)))
             claims = []
-            for grid_id in state.next_points(self.max_attempts, count):
-                template = running_trial_template(self.study, self.definition, grid_id)
-                trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
-                try:
-                    self.storage.record_heartbeat(trial_id)
-                except Exception:
-                    # Without a heartbeat Optuna would never call it stale; free it now
-                    # (if the database lets us; otherwise the orphan reaper will).
-                    self._give_back_unstarted(trial_id)
-                    raise
-                claims.append(self._claimed(trial_id, template))
-                state.running.add(grid_id)
+            created: list[int] = []
+            try:
+                for grid_id in state.next_points(self.max_attempts, count):
+                    template = running_trial_template(self.study, self.definition, grid_id)
+                    trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+                    created.append(trial_id)
+                    try:
+                        self.storage.record_heartbeat(trial_id)
+                    except Exception:
+                        # Without a heartbeat Optuna would never call it stale; free it now
+                        # (if the database lets us; otherwise the orphan reaper will).
+                        self._give_back_unstarted(
+                            trial_id, "claim failed before its first heartbeat"
+                        )
+                        raise
+                    claims.append(self._claimed(trial_id, template))
+                    state.running.add(grid_id)
+            except (KeyboardInterrupt, WorkerInterrupted):
+                # Nobody will train what this claim created (a batch claim creates its
+                # trials one by one): give it back now, uncharged, rather than leave it
+                # RUNNING to go stale and cost each point an attempt.
+                for trial_id in created:
+                    self._give_back_unstarted(trial_id, "interrupted while claiming")
+                raise
         return claims, state
 
-    def _give_back_unstarted(self, trial_id: int) -> None:
+    def _give_back_unstarted(self, trial_id: int, reason: str) -> None:
         try:
             self.storage.set_trial_system_attr(trial_id, schema.INTERRUPTED, True)
-            self.storage.set_trial_system_attr(
-                trial_id, schema.FAIL_REASON, "claim failed before its first heartbeat"
-            )
+            self.storage.set_trial_system_attr(trial_id, schema.FAIL_REASON, reason)
             self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
         except Exception as exc:
             log.warning("could not give back trial id %s after a failed claim: %s", trial_id, exc)
