@@ -173,6 +173,8 @@ def test_sigterm_gives_the_point_back(
     create_study(postgres_url, nine, synthetic_npz, tmp_path, epochs=150)
     worker = start_worker(tuner_processes, postgres_url, tmp_path)
     stopped = wait_for_running(postgres_url, worker)
+    # Stop it training, not claiming: the claim creates its 9 trials one by one.
+    wait_for(lambda: sum(t.state == TrialState.RUNNING for t in trials(postgres_url)) == 9)
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=60)
