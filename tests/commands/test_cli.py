@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from tests.helpers import free_port, run_tuner, wait_for
 from tuner.storages import open_storage
-from tuner.study.schema import GRID_ID, INTERRUPTED
+from tuner.study.schema import GRID_ID, INTERRUPTED, UNITS
 
 
 def trials_of(db: Path, study: str = "tiny") -> list[optuna.trial.FrozenTrial]:
@@ -112,7 +112,11 @@ def test_interrupted_launch_resumes_without_retraining(
             states = [t.state for t in trials_of(db)]
         except Exception:  # the study may not exist yet
             return False
-        return TrialState.COMPLETE in states and TrialState.RUNNING in states
+        # Running means training: its units are recorded once its claim has returned.
+        training = [t for t in trials_of(db) if UNITS in t.user_attrs]
+        return TrialState.COMPLETE in states and any(
+            t.state == TrialState.RUNNING for t in training
+        )
 
     wait_for(one_complete_one_running)
     before = {t.number: t for t in trials_of(db) if t.state == TrialState.COMPLETE}

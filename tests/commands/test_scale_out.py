@@ -93,10 +93,18 @@ def assert_exactly_once(all_trials: list[optuna.trial.FrozenTrial]) -> None:
 def wait_for_running(
     url: str, worker: subprocess.Popen[str], timeout: float = 120
 ) -> optuna.trial.FrozenTrial:
-    """The first RUNNING trial; fails at once, with its output, if the worker exits first."""
+    """The first RUNNING trial in training; fails at once, with its output, if the worker
+    exits first.
+
+    In training, not being claimed: its units are recorded once the claim has returned,
+    so a signal sent next lands in training (an interrupt inside Optuna's trial creation
+    would leave a trial without a heartbeat, for the orphan reaper).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = [t for t in trials(url) if t.state == TrialState.RUNNING and t.params]
+        running = [
+            t for t in trials(url) if t.state == TrialState.RUNNING and schema.UNITS in t.user_attrs
+        ]
         if running:
             return running[0]
         if worker.poll() is not None:
@@ -173,8 +181,10 @@ def test_sigterm_gives_the_point_back(
     create_study(postgres_url, nine, synthetic_npz, tmp_path, epochs=150)
     worker = start_worker(tuner_processes, postgres_url, tmp_path)
     stopped = wait_for_running(postgres_url, worker)
-    # Stop it training, not claiming: the claim creates its 9 trials one by one.
-    wait_for(lambda: sum(t.state == TrialState.RUNNING for t in trials(postgres_url)) == 9)
+    # The whole batch in training (a claim creates its 9 trials one by one).
+    wait_for(
+        lambda: sum(schema.UNITS in t.user_attrs for t in trials(postgres_url)) == 9,
+    )
     started = time.monotonic()
     worker.send_signal(signal.SIGTERM)
     _, stderr = worker.communicate(timeout=60)
@@ -328,7 +338,7 @@ def test_grid_batch_given_back_on_sigterm_and_rerun_after_sigkill(
         while time.monotonic() < deadline:
             wait_for_running(url, worker)
             running = [t for t in trials(url) if t.state == TrialState.RUNNING]
-            if len(running) >= 4:
+            if len(running) >= 4 and all(schema.UNITS in t.user_attrs for t in running):
                 return running
             time.sleep(0.2)
         raise AssertionError(f"the worker never held a batch of 4: {running}")
