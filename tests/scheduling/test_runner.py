@@ -162,3 +162,22 @@ def test_an_error_raised_after_a_stop_request_counts_as_the_interruption(
     trials = tiny.study.get_trials()
     assert all(t.state == TrialState.FAIL and t.system_attrs[schema.INTERRUPTED] for t in trials)
     assert not any(t.system_attrs.get(schema.RETRYABLE) is False for t in trials)
+
+
+def test_a_sigint_turned_into_another_error_still_interrupts(tiny: TinyStudy) -> None:
+    # Seen in CI: SIGINT landing while TensorFlow traced a graph came out as a SystemError,
+    # and the point was retried as failed instead of the worker stopping.
+    import signal
+
+    def evaluate(claim: ClaimedTrial, recorder: TrialRecorder) -> float:
+        try:
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, to the runner's handler
+        except KeyboardInterrupt:
+            raise SystemError("bad argument to internal function") from None
+        return 0.5
+
+    with pytest.raises(KeyboardInterrupt):
+        TrialRunner(tiny.scheduler(), evaluate, claim_size=1).run()
+    trials = tiny.study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL]
+    assert trials[0].system_attrs[schema.INTERRUPTED] is True

@@ -20,7 +20,7 @@ from typing import Protocol
 from tuner.errors import PermanentTrialError, WorkerInterrupted
 from tuner.scheduling._grid_state import GridState
 from tuner.scheduling._scheduler import ClaimedTrial, GridScheduler, TrialRecorder
-from tuner.scheduling._signals import interrupt_requested, interrupts_raise
+from tuner.scheduling._signals import interrupt_exception, interrupt_requested, interrupts_raise
 from tuner.storages import with_retries
 from tuner.study import schema
 
@@ -88,7 +88,7 @@ class TrialRunner:
             while True:
                 signum = interrupt_requested()
                 if signum is not None:  # asked to stop; its exception was lost
-                    raise WorkerInterrupted(signum)
+                    raise interrupt_exception(signum)
                 claims, state = with_retries(
                     lambda: self.scheduler.claim(self.claim_size), "claiming grid points"
                 )
@@ -125,7 +125,7 @@ class TrialRunner:
                     # A stop whose exception was lost mid-trial: honour it here.
                     signum = interrupt_requested()
                     if signum is not None:
-                        raise WorkerInterrupted(signum)
+                        raise interrupt_exception(signum)
                     if self._run_one(claim):
                         completed += 1
                     heartbeat.release(claim.trial_id)
@@ -175,7 +175,7 @@ class TrialRunner:
         """A stop request whose exception the code it hit turned into another error."""
         signum = interrupt_requested()
         if signum is not None:
-            raise WorkerInterrupted(signum) from error
+            raise interrupt_exception(signum) from error
 
     def _tell(
         self, claim: ClaimedTrial, recorder: TrialRecorder, outcome: float | Exception

@@ -21,6 +21,11 @@ from tuner.errors import WorkerInterrupted
 _requested: list[int] = []
 
 
+def interrupt_exception(signum: int) -> BaseException:
+    """What a stop request raises: KeyboardInterrupt for SIGINT, else WorkerInterrupted."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else WorkerInterrupted(signum)
+
+
 def interrupt_requested() -> int | None:
     """The signal that asked this process to stop while interrupts raise, if one did.
 
@@ -36,17 +41,20 @@ def interrupt_requested() -> int | None:
 def interrupts_raise() -> Iterator[None]:
     """Turn SIGTERM into WorkerInterrupted, and SIGINT back into KeyboardInterrupt.
 
-    SIGINT is set to Python's default handler because a process started from a
-    background job of a non-interactive shell (nohup, some CI runners) inherits SIGINT
-    *ignored*, and Ctrl-C or a forwarded SIGINT would then do nothing at all.
+    SIGINT is handled (as Python's default handler does, raising KeyboardInterrupt, and
+    recorded for :func:`interrupt_requested`) because a process started from a background
+    job of a non-interactive shell (nohup, some CI runners) inherits SIGINT *ignored*,
+    and Ctrl-C or a forwarded SIGINT would then do nothing at all.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        # Recorded before raising: native code (TensorFlow tracing a graph) can turn the
+        # exception into another error, and the runner then asks what was requested.
         _requested.append(signum)
-        raise WorkerInterrupted(signum)
+        raise interrupt_exception(signum)
 
     previous_hook = sys.unraisablehook
     main = threading.main_thread().ident
@@ -55,14 +63,16 @@ def interrupts_raise() -> Iterator[None]:
     def unraisable(hook: Any) -> None:
         # Raised inside a weakref callback or __del__, where Python drops it: deliver the
         # signal again from another thread, to land once that callback has returned.
-        if isinstance(hook.exc_value, WorkerInterrupted):
-            threading.Timer(0.05, signal.pthread_kill, (main, hook.exc_value.signum)).start()
+        exc = hook.exc_value
+        if isinstance(exc, (WorkerInterrupted, KeyboardInterrupt)):
+            signum = exc.signum if isinstance(exc, WorkerInterrupted) else signal.SIGINT
+            threading.Timer(0.05, signal.pthread_kill, (main, signum)).start()
             return
         previous_hook(hook)
 
     _requested.clear()
     previous_term = signal.signal(signal.SIGTERM, handler)
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_int = signal.signal(signal.SIGINT, handler)
     sys.unraisablehook = unraisable
     try:
         yield
