@@ -329,3 +329,13 @@ def ensure_base_images() -> dict[str, str]:
         _build_standin(tag, context)
         how[tag] = "stand-in"
     return how
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    """The KEY=value pairs of a .env file, as docker-compose reads them (no quoting)."""
+    pairs = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            pairs[key.strip()] = value.strip()
+    return pairs

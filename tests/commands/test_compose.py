@@ -14,21 +14,13 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from tests.compose import dotenv
 from tests.helpers import fetch, free_port, serving_dashboard
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 SUBCOMMANDS = {"launch", "worker", "status", "dashboard", "variants", "report"}
-
-
-def dotenv(path: Path) -> dict[str, str]:
-    pairs = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            pairs[key.strip()] = value.strip()
-    return pairs
 
 
 def interpolate(text: str, env: dict[str, str]) -> str:

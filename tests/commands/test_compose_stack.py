@@ -32,6 +32,7 @@ from tests.compose import (
     DockerUnavailableError,
     compose_command,
     docker,
+    dotenv,
     ensure_base_images,
     running_engine,
 )
@@ -164,15 +165,6 @@ def wait_until(what: str, condition: Callable[[], bool], timeout: float = STACK_
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
         time.sleep(0.5)
-
-
-def dotenv(path: Path) -> dict[str, str]:
-    pairs = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            pairs[key.strip()] = value.strip()
-    return pairs
 
 
 @pytest.fixture(scope="module")
