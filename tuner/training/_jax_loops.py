@@ -145,6 +145,10 @@ class _JaxLoop:
     slice exactly its own gradient.
     """
 
+    # Each fold's labels are repeated this many times for a grid model, whose outputs
+    # hold that many points per fold (fold-major); 1 for the other models.
+    points = 1
+
     def __init__(self, model: keras.Model, protocol: TrainingProtocol) -> None:
         if keras.backend.backend() != "jax":
             raise RuntimeError(
@@ -160,9 +164,6 @@ class _JaxLoop:
         else:
             self._optimizer = _KerasOptimizer(protocol, model.trainable_variables)
         self._optimizer_state = self._optimizer.initial_state(trainable)
-        # Each fold's labels are repeated this many times for a grid model, whose outputs
-        # hold that many points per fold (fold-major); 1 for the other models.
-        self._repeats = 1
         # Compiled programs by name and argument shapes: one set per distinct data shape
         # (per grid point, and per fold length for the single-model trainer).
         self._programs: dict[tuple[Any, ...], Any] = {}
@@ -200,10 +201,10 @@ class _JaxLoop:
     # -- traced code --------------------------------------------------------------------
 
     def _labels(self, y: jax.Array) -> jax.Array:
-        return jnp.repeat(y, self._repeats, axis=1) if self._repeats > 1 else y
+        return jnp.repeat(y, self.points, axis=1) if self.points > 1 else y
 
     def _sums_shape(self, fold_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(size * self._repeats for size in fold_shape)
+        return tuple(size * self.points for size in fold_shape)
 
     def _forward(
         self, trainable: Arrays, non_trainable: Arrays, x: jax.Array, y: jax.Array, training: bool
@@ -473,7 +474,6 @@ class JaxPackedTrainer(_JaxLoop):
     ) -> None:
         self.packs, self.points = packs, points
         super().__init__(model, definition.protocol)
-        self._repeats = points
 
     def fit_folds(
         self,
