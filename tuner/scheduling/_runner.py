@@ -86,9 +86,7 @@ class TrialRunner:
         report = RunReport()
         with interrupts_raise(), self._announced():
             while True:
-                signum = interrupt_requested()
-                if signum is not None:  # asked to stop; its exception was lost
-                    raise interrupt_exception(signum)
+                self._raise_if_interrupted()  # asked to stop; its exception was lost
                 claims, state = with_retries(
                     lambda: self.scheduler.claim(self.claim_size), "claiming grid points"
                 )
@@ -123,9 +121,7 @@ class TrialRunner:
                 while pending:
                     claim = pending[0]
                     # A stop whose exception was lost mid-trial: honour it here.
-                    signum = interrupt_requested()
-                    if signum is not None:
-                        raise interrupt_exception(signum)
+                    self._raise_if_interrupted()
                     if self._run_one(claim):
                         completed += 1
                     heartbeat.release(claim.trial_id)
@@ -171,8 +167,9 @@ class TrialRunner:
         return self._tell(claim, recorder, outcome)
 
     @staticmethod
-    def _raise_if_interrupted(error: Exception) -> None:
-        """A stop request whose exception the code it hit turned into another error."""
+    def _raise_if_interrupted(error: Exception | None = None) -> None:
+        """Honour a stop request whose exception was lost, or that the code it hit turned
+        into ``error``."""
         signum = interrupt_requested()
         if signum is not None:
             raise interrupt_exception(signum) from error
