@@ -224,6 +224,10 @@ def test_unknown_trainer_lists_the_known_ones(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "unknown --trainer 'bogus'; choose one of grid, packed, fast, keras" in result.stderr
     assert "Traceback" not in result.stderr
+    # Compose sets the trainer through the environment: the same check applies.
+    from_env = run_tuner("worker", cwd=tmp_path, env={"TUNER_TRAINER": "slow"})
+    assert from_env.returncode == 2
+    assert "unknown --trainer 'slow'" in from_env.stderr
 
 
 def test_subset_too_small_for_the_folds_is_refused(
