@@ -53,6 +53,7 @@ def bump():
         os.close(marker)
         os.unlink(inside)
 
+(folder / f"ready-{os.getpid()}").touch()
 while not (folder / "go").exists():
     time.sleep(0.01)
 for _ in range(rounds):
@@ -170,6 +171,12 @@ def test_claim_lock_is_exclusive_across_processes(
             start_child(children, COUNTER_CHILD, locking_url, name, str(folder), str(rounds))
             for _ in range(processes)
         ]
+        # Every child waiting at the start line before the race begins: one slow to start
+        # (a loaded machine) would otherwise run alone, and the unlocked race lose nothing.
+        deadline = time.monotonic() + 120
+        while len(list(folder.glob("ready-*"))) < processes:
+            assert time.monotonic() < deadline, [child.poll() for child in started]
+            time.sleep(0.05)
         (folder / "go").touch()
         for child in started:
             assert child.wait(timeout=120) == 0, child.communicate()
