@@ -21,9 +21,39 @@ SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
 
 
 def resolve_url(url: str | None, environ: dict[str, str] | None = None) -> str:
-    """The flag wins, then ``$TUNER_STORAGE``, then an SQLite file in the working directory."""
+    """The flag wins, then ``$TUNER_STORAGE``, then the file named by ``$TUNER_STORAGE_FILE``,
+    then an SQLite file in the working directory.
+
+    The file (a cluster job's way to pass a password that no command line, ``ps`` or
+    ``sacct`` shows) holds the URL on its first non-blank line and must be readable by its
+    owner only: a missing file or one the group or others may read is refused. Its content
+    is never printed.
+    """
     environ = dict(os.environ) if environ is None else environ
-    return url or environ.get("TUNER_STORAGE") or DEFAULT_STORAGE
+    if url or environ.get("TUNER_STORAGE"):
+        return url or environ["TUNER_STORAGE"]
+    if environ.get("TUNER_STORAGE_FILE"):
+        return _url_from_file(Path(environ["TUNER_STORAGE_FILE"]).expanduser())
+    return DEFAULT_STORAGE
+
+
+def _url_from_file(path: Path) -> str:
+    """The storage URL in ``path`` (TUNER_STORAGE_FILE), refused unless mode 0600 or stricter."""
+    try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise TunerError(
+                f"TUNER_STORAGE_FILE {path} is readable by others (mode {mode & 0o777:o}): "
+                "it holds a password; run chmod 600 on it"
+            )
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise TunerError(f"TUNER_STORAGE_FILE {path} cannot be read: {reason}") from None
+    found = next((line for line in lines if line), None)
+    if found is None:
+        raise TunerError(f"TUNER_STORAGE_FILE {path} is empty: write the storage URL in it")
+    return found
 
 
 def parse_url(url: str) -> URL:
