@@ -18,7 +18,6 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     KERAS_BACKEND=${BACKEND} \
-    TUNER_STUDIES=/app/studies \
     TUNER_ARTIFACTS=/artifacts
 
 RUN apt-get update \
@@ -40,11 +39,10 @@ RUN case "${BACKEND}-${DEVICE}" in \
     && pip uninstall -y tuner \
     && rm -rf README.md tuner build ./*.egg-info
 
-# tuner itself, without touching the dependencies.
+# tuner itself, without touching the dependencies; the seed studies are its package data.
 COPY README.md ./
 COPY tuner ./tuner
 RUN pip install --no-deps . && rm -rf build ./*.egg-info
-COPY studies ./studies
 
 # The named volumes mount here: created owned by tuner, so they are writable by it.
 RUN useradd --create-home --uid 1000 tuner \

@@ -9,6 +9,7 @@ and the reason, instead of hours later inside a worker.
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 import re
@@ -30,7 +31,8 @@ TRAINERS = ("grid", "packed", "fast", "keras")
 # Keras backends tuner trains on; the first is the default.
 BACKENDS = ("tensorflow", "jax")
 LAYER_KEY = re.compile(r"^l([1-9][0-9]*)$")
-BUILTIN_STUDIES_DIR = Path(__file__).resolve().parents[2] / "studies"
+# The seed variants ship inside the package (package data), so an installed wheel has them.
+BUILTIN_STUDIES_DIR = Path(str(importlib.resources.files("tuner") / "studies"))
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def load_definition(path: Path) -> StudyDefinition:
 
 
 def default_studies_dir() -> Path:
-    """``$TUNER_STUDIES``, else the project's own ``studies/`` folder."""
+    """``$TUNER_STUDIES``, else the built-in definitions shipped with tuner."""
     return Path(os.environ.get("TUNER_STUDIES") or BUILTIN_STUDIES_DIR)
 
 
