@@ -37,7 +37,7 @@ import_backend_quietly()
 import optuna  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tuner.commands import DEFAULT_PACK  # noqa: E402
+from tuner.api import DEFAULT_PACK  # noqa: E402
 from tuner.data import (  # noqa: E402
     N_CLASSES,
     N_PIXELS,
@@ -48,13 +48,18 @@ from tuner.data import (  # noqa: E402
 from tuner.scheduling import GridScheduler, TrialRunner  # noqa: E402
 from tuner.storages import open_storage  # noqa: E402
 from tuner.study import (  # noqa: E402
-    TRAINERS,
     StudyConfig,
     StudyDefinition,
     create_or_resume,
     load_definitions,
 )
-from tuner.training import CrossValidation, FastTrainer, build_model  # noqa: E402
+from tuner.training import (  # noqa: E402
+    STRATEGY_NAMES,
+    CrossValidation,
+    FastTrainer,
+    build_model,
+    training_strategy,
+)
 
 
 def matmul_flops(units: tuple[int, ...]) -> int:
@@ -100,9 +105,9 @@ def run_tuner(definition: StudyDefinition, spec: DatasetSpec, epochs: int, train
             epochs=epochs,
             base_seed=config.fold_seed,
             device="CPU:0",
-            trainer=trainer,
+            strategy=training_strategy(trainer),
         )
-        together = trainer == "grid"
+        together = training_strategy(trainer).trains_together
         TrialRunner(
             GridScheduler(storage, url, study, definition),
             evaluate,
@@ -176,7 +181,7 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=6000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--full", action="store_true", help="all images, 20 epochs")
-    parser.add_argument("--trainer", default=TRAINERS[0], choices=TRAINERS)
+    parser.add_argument("--trainer", default=STRATEGY_NAMES[0], choices=STRATEGY_NAMES)
     parser.add_argument("--results", type=Path, help="append a Markdown section here")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,25 +1,36 @@
-"""The `tuner` command: parses options and calls the Python API (:mod:`tuner.api`).
+"""The `tuner` command: flags parsed into the option records, one call into :mod:`tuner.api`.
 
-Each command is one call into the API plus printing what it returns; user errors
+Every flag is derived from its declaration in the option records (name, type, default,
+help, environment variable); the bounds are checked once, when the record is made, so a
+bad value is the same one-line error here and in Python. User errors
 (:class:`~tuner.errors.TunerError`) become one clean line and an exit code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import logging
 import signal
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, get_type_hints
 
 import typer
 from rich.console import Console
 
-from tuner.commands._options import DEFAULT_PACK
+from tuner import api
+from tuner.api import (
+    LAUNCH_ACCEPTS,
+    REPORT_WORKER_OPTIONS,
+    Accepts,
+    DashboardOptions,
+    LaunchOptions,
+    ReportOptions,
+    WorkerOptions,
+    declaration,
+)
 from tuner.errors import TunerError, WorkerInterrupted
-from tuner.study import TRAINERS
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,24 +43,6 @@ app = typer.Typer(
 )
 console = Console(highlight=False)
 error_console = Console(stderr=True, highlight=False)
-
-StudiesOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--studies",
-        help="Folder of study definition files (*.toml). "
-        "Default: $TUNER_STUDIES, else the project's studies/ folder.",
-        file_okay=False,
-    ),
-]
-StorageOption = Annotated[
-    str | None,
-    typer.Option(
-        "--storage",
-        help="Optuna storage URL. Default: $TUNER_STORAGE, else sqlite:///tuner.db.",
-        show_default=False,
-    ),
-]
 
 
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -72,269 +65,148 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def flags(*accepts: Accepts) -> list[inspect.Parameter]:
+    """One Typer option per accepted record field, from the field's declaration."""
+    parameters = []
+    for accept in accepts:
+        record, only = accept if isinstance(accept, tuple) else (accept, None)
+        types = get_type_hints(record)
+        for spec in dataclasses.fields(record):
+            if only is not None and spec.name not in only:
+                continue
+            declared = declaration(spec)
+            flag = declared.flag_of(spec.name)
+            is_switch = types[spec.name] is bool
+            option = typer.Option(
+                spec.default,
+                f"{flag}/--no-{flag[2:]}" if is_switch else flag,
+                help=declared.help,
+                envvar=declared.envvar,
+                hidden=declared.hidden,
+                show_default=spec.default is not None,
+            )
+            keyword = inspect.Parameter.KEYWORD_ONLY
+            parameters.append(
+                inspect.Parameter(spec.name, keyword, default=option, annotation=types[spec.name])
+            )
+    return parameters
+
+
+def selector(name: str, flag: str, help: str, *, required: bool = False) -> inspect.Parameter:
+    """A repeatable option that names variants or studies (not an option record's field)."""
+    short = ["-v"] if flag == "--variant" else []
+    default = typer.Option(... if required else None, flag, *short, help=help)
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
+        annotation=list[str] if required else list[str] | None,
+    )
+
+
+def command(
+    name: str, summary: str, parameters: list[inspect.Parameter]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``run`` as the command ``name``, taking ``parameters`` as keywords."""
+
+    def register(run: Callable[..., None]) -> Callable[..., None]:
+        def invoked(**values: Any) -> None:
+            run(**values)
+
+        invoked.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        invoked.__annotations__ = {p.name: p.annotation for p in parameters}
+        invoked.__name__ = invoked.__qualname__ = name
+        invoked.__doc__ = summary
+        app.command(name)(user_errors(invoked))
+        return run
+
+    return register
+
+
 def _log_to_terminal(verbose: bool) -> None:
     # The process's log handler is the application's choice, so it is made here and
     # not in the API, which a notebook or another program may call.
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
 
 
-@app.command()
-@user_errors
-def variants(studies: StudiesOption = None) -> None:
-    """List every study definition: layers, regularisation and grid size."""
-    from tuner import api
-
-    api.variants(studies).render(console)
+STORAGE = (WorkerOptions, ("storage",))
 
 
-HeartbeatOption = Annotated[
-    int, typer.Option(help="Seconds between heartbeats of a running trial.", min=1)
-]
-MaxAttemptsOption = Annotated[
-    int, typer.Option(help="Failed attempts per grid point before giving up on it.", min=1)
-]
-MaxStaleAttemptsOption = Annotated[
-    int,
-    typer.Option(
-        help="Attempts per grid point whose worker vanished (SIGKILL, OOM, a lost or "
-        "preempted machine) before giving up on it.",
-        min=1,
-    ),
-]
-ThreadsOption = Annotated[
-    int | None, typer.Option(help="TensorFlow threads per worker process.", min=1)
-]
-GpuOption = Annotated[
-    int | None,
-    typer.Option(help="Train on this GPU index (default: CUDA_VISIBLE_DEVICES' first).", min=0),
-]
-VerboseOption = Annotated[bool, typer.Option(help="Log more.")]
-TrainerOption = Annotated[
-    str,
-    typer.Option(
-        help="grid: many grid points with all their folds trained as one model (see "
-        "--pack); packed: one grid point at a time, its folds trained together as one "
-        "model; fast: one fold at a time, whole epochs in one graph with fused Adam; "
-        "keras: plain model.fit (the reference).",
-        envvar="TUNER_TRAINER",
-    ),
-]
-PackOption = Annotated[
-    int,
-    typer.Option(
-        help="With --trainer grid: the most grid points one worker trains together (each "
-        "worker takes no more than a fair share of what is waiting; on a GPU, no more "
-        "than fit in its free memory).",
-        min=1,
-        envvar="TUNER_PACK",
-    ),
-]
-BackendOption = Annotated[
-    str | None,
-    typer.Option(
-        help="Keras backend: tensorflow or jax (needs pip install 'tuner[jax]'). "
-        "Default: $KERAS_BACKEND, else tensorflow.",
-        show_default=False,
-    ),
-]
-MixBackendsOption = Annotated[
-    bool,
-    typer.Option(help="Let a study created on one backend be trained on another."),
-]
-OutOption = Annotated[Path, typer.Option(help="Folder for the report.", file_okay=False)]
+@command(
+    "variants",
+    "List every study definition: layers, regularisation and grid size.",
+    flags((LaunchOptions, ("studies_dir",))),
+)
+def variants(studies_dir: str | None) -> None:
+    api.variants(studies_dir).render(console)
 
 
-@app.command()
-@user_errors
-def launch(
-    variant: Annotated[
-        list[str],
-        typer.Option("--variant", "-v", help="Variant to run (repeatable); 'all' runs every one."),
+@command(
+    "launch",
+    "Create or resume each variant's study and evaluate its whole grid.\n\n"
+    "Example: tuner launch --variant 2layer --dataset fashion-mnist --epochs 2 --subset 3000",
+    [
+        selector(
+            "variant",
+            "--variant",
+            "Variant to run (repeatable); 'all' runs every one.",
+            required=True,
+        ),
+        *flags(*LAUNCH_ACCEPTS),
     ],
-    dataset: Annotated[
-        str,
-        typer.Option(
-            help="mnist, fashion-mnist, a .npz (x_train, y_train, x_test, y_test) "
-            "or a folder of IDX files."
-        ),
-    ] = "mnist",
-    epochs: Annotated[
-        int | None, typer.Option(help="Epochs per fold (default: the study file's, 20).")
-    ] = None,
-    subset: Annotated[
-        int | None,
-        typer.Option(help="Train on a fixed, seeded, class-stratified sample of N images."),
-    ] = None,
-    storage: StorageOption = None,
-    study_name: Annotated[
-        str | None, typer.Option(help="Study name (default: the variant's name).")
-    ] = None,
-    studies: StudiesOption = None,
-    workers: Annotated[
-        int,
-        typer.Option(
-            help="Local worker processes; 0 only creates the studies and prints how to "
-            "start workers.",
-            min=0,
-        ),
-    ] = 1,
-    heartbeat_interval: HeartbeatOption = 10,
-    max_attempts: MaxAttemptsOption = 3,
-    max_stale_attempts: MaxStaleAttemptsOption = 6,
-    threads: ThreadsOption = None,
-    gpu: GpuOption = None,
-    report: Annotated[
-        bool, typer.Option(help="End with `tuner report` for the variants launched.")
-    ] = True,
-    out: OutOption = Path("reports"),
-    trainer: TrainerOption = TRAINERS[0],
-    pack: PackOption = DEFAULT_PACK,
-    backend: BackendOption = None,
-    mix_backends: MixBackendsOption = False,
-    verbose: VerboseOption = False,
-) -> None:
-    """Create or resume each variant's study and evaluate its whole grid.
-
-    Example: tuner launch --variant 2layer --dataset fashion-mnist --epochs 2 --subset 3000
-    """
-    from tuner import api
-
-    _log_to_terminal(verbose)
-    api.launch(
-        variant,
-        dataset,
-        epochs=epochs,
-        subset=subset,
-        storage=storage,
-        study_name=study_name,
-        studies_dir=studies,
-        workers=workers,
-        trainer=trainer,
-        pack=pack,
-        backend=backend,
-        threads=threads,
-        gpu=gpu,
-        heartbeat_interval=heartbeat_interval,
-        max_attempts=max_attempts,
-        max_stale_attempts=max_stale_attempts,
-        mix_backends=mix_backends,
-        report=report,
-        out=out,
-        console=console,
-        verbose=verbose,
-    )
+)
+def launch(variant: list[str], **options: Any) -> None:
+    _log_to_terminal(options["verbose"])
+    api.launch(variant, console=console, **options)
 
 
-@app.command()
-@user_errors
-def worker(
-    variant: Annotated[
-        list[str] | None,
-        typer.Option("--variant", "-v", help="Study of this variant (repeatable); 'all'."),
-    ] = None,
-    study_name: Annotated[
-        list[str] | None, typer.Option(help="Study to work on, by name (repeatable).")
-    ] = None,
-    storage: StorageOption = None,
-    heartbeat_interval: HeartbeatOption = 10,
-    max_attempts: MaxAttemptsOption = 3,
-    max_stale_attempts: MaxStaleAttemptsOption = 6,
-    threads: ThreadsOption = None,
-    gpu: GpuOption = None,
-    live: Annotated[
-        bool, typer.Option(help="Live progress bars when on a terminal.", hidden=True)
-    ] = True,
-    trainer: TrainerOption = TRAINERS[0],
-    pack: PackOption = DEFAULT_PACK,
-    backend: BackendOption = None,
-    mix_backends: MixBackendsOption = False,
-    expected_workers: Annotated[
-        int,
-        typer.Option(
-            help="Workers starting on these studies together, this one included: with "
-            "--trainer grid, a claim takes at most 1/N of what is waiting even before the "
-            "others have announced themselves (tuner launch --workers N sets it).",
-            min=1,
-        ),
-    ] = 1,
-    verbose: VerboseOption = False,
-) -> None:
-    """Join existing studies and evaluate grid points until none is left, then exit 0.
-
-    Everything but the storage comes from the study itself. Default: every tuner study.
-    Example: TUNER_STORAGE=postgresql+psycopg://tuner:PW@db/tuner tuner worker --variant all
-    """
-    from tuner import api
-
-    _log_to_terminal(verbose)
-    api.work(
-        [*(variant or []), *(study_name or [])],
-        storage=storage,
-        trainer=trainer,
-        pack=pack,
-        backend=backend,
-        threads=threads,
-        gpu=gpu,
-        heartbeat_interval=heartbeat_interval,
-        max_attempts=max_attempts,
-        max_stale_attempts=max_stale_attempts,
-        mix_backends=mix_backends,
-        expected_workers=expected_workers,
-        live=live,
-        console=console,
-        verbose=verbose,
-    )
+@command(
+    "worker",
+    "Join existing studies and evaluate grid points until none is left, then exit 0.\n\n"
+    "Everything but the storage comes from the study itself. Default: every tuner study.\n"
+    "Example: TUNER_STORAGE=postgresql+psycopg://tuner:PW@db/tuner tuner worker --variant all",
+    [
+        selector("variant", "--variant", "Study of this variant (repeatable); 'all'."),
+        selector("study_name", "--study-name", "Study to work on, by name (repeatable)."),
+        *flags(WorkerOptions),
+    ],
+)
+def worker(variant: list[str] | None, study_name: list[str] | None, **options: Any) -> None:
+    _log_to_terminal(options["verbose"])
+    api.work([*(variant or []), *(study_name or [])], console=console, **options)
 
 
-@app.command()
-@user_errors
-def status(storage: StorageOption = None) -> None:
-    """Show every study: grid size, complete, running (where, since when), failed, best, ETA."""
-    from tuner import api
-
+@command(
+    "status",
+    "Show every study: grid size, complete, running (where, since when), failed, best, ETA.",
+    flags(STORAGE),
+)
+def status(storage: str | None) -> None:
     _log_to_terminal(False)
     api.status(storage).render(console)
 
 
-@app.command()
-@user_errors
-def report(
-    variant: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--variant", "-v", help="Study to report (repeatable); default: all complete."
-        ),
-    ] = None,
-    storage: StorageOption = None,
-    out: OutOption = Path("reports"),
-    refit: Annotated[bool, typer.Option(help="Retrain the winners even if already done.")] = False,
-    backend: BackendOption = None,
-) -> None:
-    """Retrain each winner, test it, and write the comparison: tables, pictures, HTML."""
-    from tuner import api
-
+@command(
+    "report",
+    "Retrain each winner, test it, and write the comparison: tables, pictures, HTML.",
+    [
+        selector("variant", "--variant", "Study to report (repeatable); default: all complete."),
+        *flags(ReportOptions, (WorkerOptions, REPORT_WORKER_OPTIONS)),
+    ],
+)
+def report(variant: list[str] | None, **options: Any) -> None:
     _log_to_terminal(False)
-    api.report(variant, storage=storage, out=out, refit=refit, backend=backend, console=console)
+    api.report(variant, console=console, **options)
 
 
-@app.command()
-@user_errors
-def dashboard(
-    storage: StorageOption = None,
-    host: Annotated[
-        str, typer.Option(help="Address to bind; the dashboard has no login, keep it local.")
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to serve on.", min=1, max=65535)] = 8080,
-    artifacts: Annotated[
-        Path | None,
-        typer.Option(help="Artifact folder (default: $TUNER_ARTIFACTS, else beside the DB)."),
-    ] = None,
-) -> None:
-    """Serve optuna-dashboard on the storage, with tuner's pictures as artifacts."""
-    from tuner import api
-
+@command(
+    "dashboard",
+    "Serve optuna-dashboard on the storage, with tuner's pictures as artifacts.",
+    flags(STORAGE, DashboardOptions),
+)
+def dashboard(storage: str | None, **options: Any) -> None:
     _log_to_terminal(False)
-    api.serve_dashboard(storage, host=host, port=port, artifacts=artifacts, console=console)
+    api.serve_dashboard(storage, console=console, **options)
 
 
 def main() -> None:
@@ -346,4 +218,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

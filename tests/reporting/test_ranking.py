@@ -5,8 +5,7 @@ from rich.console import Console
 
 from tuner.reporting import ranked_points, render_ranking
 from tuner.reporting._ranking import ranking_html
-from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
 
 DEFINITION = load_definitions(BUILTIN_STUDIES_DIR)["2layer"]
 

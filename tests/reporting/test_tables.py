@@ -10,8 +10,7 @@ from rich.console import Console
 from tuner.reporting import StatusTable, StudyStatus, VariantTable
 from tuner.reporting._html import table
 from tuner.reporting._status import RunningTrial
-from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
 
 
 def status(name: str, **changes: object) -> StudyStatus:

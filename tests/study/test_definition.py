@@ -4,11 +4,11 @@ import pytest
 
 from tuner.errors import TunerError
 from tuner.study import (
+    BUILTIN_STUDIES_DIR,
     load_definition,
     load_definitions,
     select,
 )
-from tuner.study._definition import BUILTIN_STUDIES_DIR
 
 SPEC_GRIDS = {
     "2layer": (9, True, 0.5),

@@ -11,7 +11,7 @@ from tuner.data import DatasetSpec, load_dataset, stratified_folds
 from tuner.scheduling import GridScheduler, TrialRunner
 from tuner.storages import open_storage
 from tuner.study import StudyConfig, create_or_resume, load_definitions, schema
-from tuner.training import CrossValidation
+from tuner.training import STRATEGIES, CrossValidation
 
 
 @pytest.mark.parametrize("trainer", ["packed", "fast"])
@@ -32,7 +32,7 @@ def test_runner_with_cross_validation_records_every_fold(
         epochs=2,
         base_seed=config.fold_seed,
         device="CPU:0",
-        trainer=trainer,
+        strategy=STRATEGIES[trainer],
     )
     scheduler = GridScheduler(storage, url, study, definition)
     report = TrialRunner(scheduler, evaluate).run()

@@ -15,9 +15,9 @@ import pytest
 from tests.helpers import synthetic_images
 from tuner.data import DatasetSpec, load_dataset, stratified_folds
 from tuner.data._datasets import DEBIAN_FASHION_MNIST
-from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
 from tuner.training import (
+    STRATEGIES,
     FoldTrainer,
     build_model,
     build_packed_model,
@@ -58,7 +58,7 @@ def test_each_point_trains_exactly_as_alone(variant: str) -> None:
     points = [tuple(units) + (8,) * (definition.n_layers - 2) for units in POINTS]
     x, y = data(600)
     splits = stratified_folds(y, FOLDS, 0)
-    _, packed = training_loops()
+    packed = training_loops().packed
     grid = build_grid_model(definition, points, FOLDS)
     grid_weights(grid, separate_models(definition, points), FOLDS)
     together = packed(grid, definition, FOLDS, points=len(points)).fit_folds(
@@ -83,7 +83,7 @@ def test_padded_weights_stay_exactly_zero() -> None:
     x, y = data(300)
     grid = build_grid_model(definition, points, FOLDS)
     grid_weights(grid, separate_models(definition, points), FOLDS)
-    _, packed = training_loops()
+    packed = training_loops().packed
     packed(grid, definition, FOLDS, points=len(points)).fit_folds(
         x, y, stratified_folds(y, FOLDS, 0), epochs=1, seed=1
     )
@@ -144,12 +144,12 @@ def test_grid_accuracies_agree_with_separate_fits_on_fashion_mnist() -> None:
         [[initial_weights(definition, u, seeds[u, f]) for f in range(FOLDS)] for u in points],
         FOLDS,
     )
-    _, packed = training_loops()
+    packed = training_loops().packed
     together = packed(grid, definition, FOLDS, points=len(points)).fit_folds(
         dataset.x_train, dataset.y_train, splits, epochs=4, seed=1
     )
     for p, units in enumerate(points):
-        trainer = FoldTrainer(definition, units, "fast")
+        trainer = FoldTrainer(definition, units, STRATEGIES["fast"])
         alone = [
             trainer.train_fold(dataset, split, fold=f, epochs=4, seed=seeds[units, f]).accuracy
             for f, split in enumerate(splits)

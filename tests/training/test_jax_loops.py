@@ -44,7 +44,7 @@ import numpy as np
 
 from tests.helpers import synthetic_images
 from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.study import BUILTIN_STUDIES_DIR
 from tuner.training import build_model, build_packed_model, dense_weights, pack_weights
 
 out = Path(sys.argv[1])
@@ -121,7 +121,7 @@ import numpy as np
 
 from tests.helpers import synthetic_images
 from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.study import BUILTIN_STUDIES_DIR
 from tuner.training import build_model, build_packed_model, dense_weights, pack_weights
 from tuner.training._jax_loops import JaxPackedTrainer, JaxTrainer
 
@@ -211,7 +211,7 @@ import json
 import numpy as np
 
 from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.study import BUILTIN_STUDIES_DIR
 from tuner.training import build_model, dense_weights, initial_weights
 from tuner.training._models import initial_weights_of
 

@@ -7,8 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
 from tuner.training import device_point_limit
 from tuner.training._memory import (
     free_device_bytes,

@@ -2,8 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
 from tuner.training import build_model, expected_parameter_count
 
 DEFINITIONS = load_definitions(BUILTIN_STUDIES_DIR)

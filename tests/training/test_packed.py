@@ -11,9 +11,9 @@ import pytest
 from tests.helpers import synthetic_images
 from tuner.data import DatasetSpec, load_dataset, stratified_folds
 from tuner.data._datasets import DEBIAN_FASHION_MNIST
-from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
+from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
 from tuner.training import (
+    STRATEGIES,
     FastTrainer,
     FoldTrainer,
     PackedDense,
@@ -66,12 +66,12 @@ def test_packed_fold_accuracies_agree_with_separate_fits() -> None:
     dataset = load_dataset(DatasetSpec.parse("fashion-mnist", subset=3000))
     folds = stratified_folds(dataset.y_train, 3, seed=42)
     definition = DEFINITIONS["2layer"]
-    separate = FoldTrainer(definition, (256, 64), "fast")
+    separate = FoldTrainer(definition, (256, 64), STRATEGIES["fast"])
     alone = [
         separate.train_fold(dataset, split, fold=f, epochs=4, seed=f).accuracy
         for f, split in enumerate(folds)
     ]
-    together = FoldTrainer(definition, (256, 64), "packed").train_packed(
+    together = FoldTrainer(definition, (256, 64), STRATEGIES["packed"]).train_packed(
         dataset, dict(enumerate(folds)), epochs=4, base_seed=0
     )
     packed = [together[f].accuracy for f in range(3)]

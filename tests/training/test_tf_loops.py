@@ -12,9 +12,8 @@ import tensorflow as tf
 from tests.helpers import synthetic_images
 from tuner.data import DatasetSpec, load_dataset, stratified_folds
 from tuner.data._datasets import DEBIAN_FASHION_MNIST
-from tuner.study import load_definitions
-from tuner.study._definition import BUILTIN_STUDIES_DIR
-from tuner.training import FastTrainer, FoldTrainer, build_model
+from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
+from tuner.training import STRATEGIES, FastTrainer, FoldTrainer, build_model
 
 DEFINITIONS = load_definitions(BUILTIN_STUDIES_DIR)
 
@@ -87,7 +86,7 @@ def test_fast_and_keras_trainers_agree_on_real_data() -> None:
     definition = DEFINITIONS["2layer"]
     scores = {}
     for kind in ("fast", "keras"):
-        trainer = FoldTrainer(definition, (256, 64), kind)
+        trainer = FoldTrainer(definition, (256, 64), STRATEGIES[kind])
         scores[kind] = [
             trainer.train_fold(dataset, split, fold=f, epochs=4, seed=f).accuracy
             for f, split in enumerate(folds)

@@ -3,43 +3,43 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
+from tuner.api._options import DashboardOptions, WorkerOptions, check_known, documented
 from tuner.api._setup import output, quiet_optuna
 from tuner.errors import TunerError
 from tuner.reporting import serve
-from tuner.storages import resolve_url
 
 
+@documented(DashboardOptions)
 def serve_dashboard(
-    storage: str | None = None,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    artifacts: str | Path | None = None,
-    console: Console | None = None,
+    storage: str | None = None, *, console: Console | None = None, **options: Any
 ) -> None:
     """Serve optuna-dashboard on the storage, with the report's pictures, until interrupted.
 
-    It has no login and can delete studies: keep ``host`` local unless the network is
-    trusted.
+        It has no login and can delete studies: keep ``host`` local unless the network is
+        trusted.
 
-    Args:
-        storage: Optuna storage URL (default: ``$TUNER_STORAGE``, else
-            ``sqlite:///tuner.db``, which must exist).
-        host: Address to bind.
-        port: Port to serve on.
-        artifacts: Artifact folder (default: ``$TUNER_ARTIFACTS``, else beside an SQLite
-            file, else ``./tuner-artifacts``).
-        console: Where the address is announced (default: standard output).
+        Args:
+            storage: Optuna storage URL (default: ``$TUNER_STORAGE``, else
+                ``sqlite:///tuner.db``, which must exist).
+            console: Where the address is announced (default: standard output).
+            **options: Any option of ``tuner dashboard`` by its field name:
+    OPTIONS
 
-    Raises:
-        TunerError: The storage does not exist, or the address cannot be bound.
+        Raises:
+            TunerError: The storage does not exist, or the address cannot be bound.
     """
+    check_known(options, DashboardOptions)
+    url = WorkerOptions(storage=storage).storage_url
+    chosen = DashboardOptions.take(options)
     quiet_optuna(False)
-    folder = Path(artifacts) if artifacts is not None else None
+    folder = Path(chosen.artifacts) if chosen.artifacts is not None else None
     try:
-        serve(resolve_url(storage), host, port, folder, output(console))
+        serve(url, chosen.host, chosen.port, folder, output(console))
     except OSError as exc:
-        raise TunerError(f"cannot serve on {host}:{port}: {exc.strerror}; try --port") from None
+        raise TunerError(
+            f"cannot serve on {chosen.host}:{chosen.port}: {exc.strerror}; try --port"
+        ) from None

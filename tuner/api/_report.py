@@ -1,51 +1,125 @@
-"""The report from Python: final fits, verdicts, tables and pictures, returned and written."""
+"""The report from Python: final fits, verdicts, tables and pictures, returned and written.
+
+The final fit is an application step: it trains each winner once (through
+:mod:`tuner.training`, imported only when a fit has to run) and stores the fit on its
+study; :mod:`tuner.reporting` then renders from what is stored, training nothing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import optuna
 from rich.console import Console
 
+from tuner.api._options import ReportOptions, WorkerOptions, check_known, documented
 from tuner.api._setup import names_list, output, quiet_optuna, select_backend
-from tuner.reporting import Report, build_report
-from tuner.storages import resolve_url
+from tuner.data import DataCache
+from tuner.reporting import Report, build_report, complete_studies
+from tuner.storages import artifact_dir, open_storage
+from tuner.study import FinalFit, StudyConfig, stored_final_fit
+
+REPORT_WORKER_OPTIONS = ("storage", "backend")
+"""The :class:`WorkerOptions` a report takes: where the studies are, where fits train."""
 
 
+@documented(ReportOptions, (WorkerOptions, REPORT_WORKER_OPTIONS))
 def report(
     names: str | Sequence[str] | None = None,
     *,
-    storage: str | None = None,
-    out: str | Path = "reports",
-    refit: bool = False,
-    backend: str | None = None,
     console: Console | None = None,
+    **options: Any,
 ) -> Report | None:
     """Retrain each winner, test it, judge it and write the comparison: ``tuner report``.
 
-    A winner's final fit is stored on its study, so a second report does not retrain
-    (unless ``refit``) and any machine with the storage can report; the deep-learning
-    framework is imported only when a fit has to run.
+        A winner's final fit is stored on its study, so a second report does not retrain
+        (unless ``refit``) and any machine with the storage can report; the deep-learning
+        framework is imported only when a fit has to run.
+
+        Args:
+            names: Studies to report, each complete (default, or ``"all"``: every study
+                whose grid is complete).
+            console: Where messages go (default: standard output; in Jupyter, the cell).
+            **options: Any option of ``tuner report`` by its field name:
+    OPTIONS
+
+        Returns:
+            The comparison's numbers, each variant's fit, verdict, ranked grid, figures and
+            their PNG paths; None when no study is complete yet.
+
+        Raises:
+            TunerError: A named study is missing or incomplete, the storage does not exist,
+                or the data of a final fit differs from the study's.
+    """
+    check_known(options, ReportOptions, (WorkerOptions, REPORT_WORKER_OPTIONS))
+    worker = WorkerOptions.take(options)
+    chosen = ReportOptions.take(options)
+    select_backend(worker.backend, load=False)
+    quiet_optuna(False)
+    return write_report(names_list(names), worker.storage_url, chosen, output(console))
+
+
+def write_report(
+    names: list[str],
+    storage_url: str,
+    options: ReportOptions,
+    console: Console,
+    data: DataCache | None = None,
+) -> Report | None:
+    """Fit the winners that lack a stored final fit, then render the report.
 
     Args:
-        names: Studies to report, each complete (default, or ``"all"``: every study
-            whose grid is complete).
-        storage: Optuna storage URL (default: ``$TUNER_STORAGE``, else
-            ``sqlite:///tuner.db``, which must exist).
-        out: Folder for report.html, report.md, comparison.csv/.json and the PNGs.
-        refit: Retrain the winners even where a final fit is stored.
-        backend: Keras backend for final fits, ``tensorflow`` or ``jax`` (default:
-            ``$KERAS_BACKEND``, else TensorFlow).
-        console: Where messages go (default: standard output; in Jupyter, the cell).
+        names: Studies to report; empty (or ``all``) means every complete one.
+        storage_url: The Optuna storage.
+        options: Where to write, and whether to fit again.
+        console: Where progress messages go.
+        data: Datasets already loaded in this process, reused for final fits.
 
     Returns:
-        The comparison's numbers, each variant's fit, verdict, ranked grid, figures and
-        their PNG paths; None when no study is complete yet.
-
-    Raises:
-        TunerError: A named study is missing or incomplete, the storage does not exist,
-            or the data of a final fit differs from the study's.
+        The report, or None when no study has a complete grid yet.
     """
-    select_backend(backend, load=False)
-    quiet_optuna(False)
-    return build_report(names_list(names), resolve_url(storage), Path(out), refit, output(console))
+    storage = open_storage(storage_url, must_exist=True)
+    chosen = complete_studies(storage, names)
+    if not chosen:
+        console.print("no study has a complete grid yet; nothing to report")
+        return None
+    artifacts = artifact_dir(storage_url)
+    data = data or DataCache()
+    fitted = [
+        (study, config, *final_fit(study, config, artifacts, options.refit, data, console))
+        for study, config in chosen
+    ]
+    return build_report(fitted, storage, artifacts, Path(options.out), console)
+
+
+def final_fit(
+    study: optuna.Study,
+    config: StudyConfig,
+    artifacts: Path,
+    refit: bool,
+    data: DataCache,
+    console: Console,
+) -> tuple[FinalFit, bool]:
+    """The winner's final fit: the stored one, or a new one (stored); True when new."""
+    stored = stored_final_fit(study)
+    if stored and not refit and stored.trial_number == study.best_trial.number:
+        return stored, False
+    from tuner.training import configure_device, import_backend_quietly, run_final_fit
+
+    import_backend_quietly()
+    configure_device()
+    dataset = data.verified(config.dataset, config.data_fingerprint, config.study_name)
+    console.print(
+        f"{config.study_name}: final fit of trial {study.best_trial.number} on "
+        f"{len(dataset.y_train)} training images, {config.epochs} epochs ...",
+        highlight=False,
+    )
+    fit = run_final_fit(study, config, dataset, artifacts)
+    console.print(
+        f"{config.study_name}: test accuracy {fit.test_accuracy:.4f}, test loss "
+        f"{fit.test_loss:.4f} ({fit.seconds:.0f} s)",
+        highlight=False,
+    )
+    return fit, True

@@ -1,7 +1,8 @@
-"""`tuner report`: the study's final comparison, computed from recorded data.
+"""The report: a study's final comparison, rendered from recorded data only.
 
-For each variant whose grid is complete: the winner's final fit (run once, then read
-back from the storage), its over-fitting verdict, the pictures, and one row of the
+It trains nothing: the application (:mod:`tuner.api`) runs each winner's final fit and
+stores it on the study first. For each variant whose grid is complete: that fit, its
+over-fitting verdict, the pictures, and one row of the
 comparison table; then comparison.csv/.json, report.md and a self-contained report.html.
 The pictures and the final-fit summary are also attached to the study as Optuna
 artifacts, so optuna-dashboard shows them. :class:`Report` hands the same numbers,
@@ -21,13 +22,11 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from rich.console import Console
 
-from tuner.data import DataCache
 from tuner.errors import TunerError
 from tuner.reporting import _html
 from tuner.reporting._ranking import RankedPoint, ranked_points, ranking_html
 from tuner.reporting._verdict import Verdict, judge
 from tuner.scheduling import GridState
-from tuner.storages import artifact_dir, open_storage
 from tuner.study import (
     FinalFit,
     StudyConfig,
@@ -35,7 +34,6 @@ from tuner.study import (
     load,
     resolve_study_names,
     schema,
-    stored_final_fit,
 )
 
 if TYPE_CHECKING:
@@ -243,36 +241,6 @@ def _is_complete(study: optuna.Study, config: StudyConfig) -> bool:
     return len(state.complete) == config.definition.grid_size
 
 
-def _final_fit(
-    study: optuna.Study,
-    config: StudyConfig,
-    artifacts: Path,
-    refit: bool,
-    data: DataCache,
-    console: Console,
-) -> tuple[FinalFit, bool]:
-    stored = stored_final_fit(study)
-    if stored and not refit and stored.trial_number == study.best_trial.number:
-        return stored, False
-    from tuner.training import configure_device, import_backend_quietly, run_final_fit
-
-    import_backend_quietly()
-    configure_device()
-    dataset = data.verified(config.dataset, config.data_fingerprint, config.study_name)
-    console.print(
-        f"{config.study_name}: final fit of trial {study.best_trial.number} on "
-        f"{len(dataset.y_train)} training images, {config.epochs} epochs ...",
-        highlight=False,
-    )
-    fit = run_final_fit(study, config, dataset, artifacts)
-    console.print(
-        f"{config.study_name}: test accuracy {fit.test_accuracy:.4f}, test loss "
-        f"{fit.test_loss:.4f} ({fit.seconds:.0f} s)",
-        highlight=False,
-    )
-    return fit, True
-
-
 def _draw(report: VariantReport, out: Path) -> None:
     from tuner.reporting import _plots
 
@@ -405,41 +373,29 @@ def _page(reports: list[VariantReport], rows: list[dict[str, Any]], out: Path) -
 
 
 def build_report(
-    names: list[str],
-    storage_url: str,
+    fitted: list[tuple[optuna.Study, StudyConfig, FinalFit, bool]],
+    storage: optuna.storages.BaseStorage,
+    artifacts: Path,
     out: Path,
-    refit: bool,
     console: Console,
-    data: DataCache | None = None,
-) -> Report | None:
-    """Write the report for the chosen (or all complete) studies.
+) -> Report:
+    """Write the report of complete studies whose winners have their final fits.
 
     Args:
-        names: Studies to report; empty (or ``all``) means every complete one.
-        storage_url: The Optuna storage.
+        fitted: Each study, its config, its winner's final fit, and whether that fit is
+            new (its pictures are then attached to the study again).
+        storage: The studies' storage (the dashboard's artifacts are recorded there).
+        artifacts: The artifact folder of that storage.
         out: Folder to write into (created).
-        refit: Retrain the winners even where a final fit is stored.
         console: Where progress messages go.
-        data: Datasets already loaded in this process, reused for final fits.
 
     Returns:
-        The report, or None when no study has a complete grid yet.
-
-    Raises:
-        TunerError: A named study does not exist or is not complete.
+        The report.
     """
-    storage = open_storage(storage_url, must_exist=True)
-    chosen = complete_studies(storage, names)
-    if not chosen:
-        console.print("no study has a complete grid yet; nothing to report")
-        return None
-    artifacts = artifact_dir(storage_url)
-    data = data or DataCache()
     out.mkdir(parents=True, exist_ok=True)
     reports = []
-    for study, config in chosen:
+    for study, config, fit, fresh in fitted:
         name = config.study_name
-        fit, fresh = _final_fit(study, config, artifacts, refit, data, console)
         # The fit's own copy of the model goes with the report, too.
         if Path(fit.model_path).is_file():
             (out / name).mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,8 @@ from tuner.study._config import (
     tuner_study_names,
 )
 from tuner.study._definition import (
-    BACKENDS,
+    BUILTIN_STUDIES_DIR,
     OPTIMIZERS,
-    TRAINERS,
     StudyDefinition,
     TrainingProtocol,
     default_studies_dir,
@@ -36,11 +35,10 @@ from tuner.study._sampler import (
 )
 
 __all__ = [
-    "BACKENDS",
+    "BUILTIN_STUDIES_DIR",
     "FOLD_SEED",
     "GRID_SEED",
     "OPTIMIZERS",
-    "TRAINERS",
     "FinalFit",
     "FoldResult",
     "ScheduledGridSampler",

@@ -15,8 +15,9 @@ import optuna
 from tuner.data import DatasetSpec
 from tuner.errors import TunerError
 from tuner.study import schema
-from tuner.study._definition import BACKENDS, StudyDefinition
+from tuner.study._definition import StudyDefinition
 from tuner.study._sampler import grid_sampler
+from tuner.training import DEFAULT_BACKEND
 
 FOLD_SEED = 42
 
@@ -32,7 +33,7 @@ class StudyConfig:
     epochs: int
     fold_seed: int = FOLD_SEED
     # Studies created before backends were recorded all trained on TensorFlow.
-    backend: str = BACKENDS[0]
+    backend: str = DEFAULT_BACKEND
 
     def to_attrs(self) -> dict[str, Any]:
         """The study user attributes that record this config."""
@@ -61,7 +62,7 @@ class StudyConfig:
             data_fingerprint=attrs[schema.DATA_FINGERPRINT],
             epochs=int(attrs[schema.EPOCHS]),
             fold_seed=int(attrs[schema.FOLD_SEED]),
-            backend=str(attrs.get(schema.STUDY_BACKEND, BACKENDS[0])),
+            backend=str(attrs.get(schema.STUDY_BACKEND, DEFAULT_BACKEND)),
         )
 
 

@@ -26,10 +26,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw", "nadam")
-# How a worker trains (tuner.training.FoldTrainer); the first is the default.
-TRAINERS = ("grid", "packed", "fast", "keras")
-# Keras backends tuner trains on; the first is the default.
-BACKENDS = ("tensorflow", "jax")
 LAYER_KEY = re.compile(r"^l([1-9][0-9]*)$")
 # The seed variants ship inside the package (package data), so an installed wheel has them.
 BUILTIN_STUDIES_DIR = Path(str(importlib.resources.files("tuner") / "studies"))

@@ -1,7 +1,9 @@
 """Training: the only package that imports a deep-learning framework.
 
-It builds each grid point's Keras model, trains its folds (:class:`CrossValidation` is
-the ``evaluate`` callable the scheduler's runner calls) and the final fit. Names are
+It names the training strategies and backends a worker may be asked for (without
+importing a framework), builds each grid point's Keras model, trains its folds
+(:class:`CrossValidation` is the ``evaluate`` callable the scheduler's runner calls) and
+the final fit. Names are
 imported on first use, so ``import tuner.training`` costs nothing until something
 trains, and processes that never train (``tuner status``) never load TensorFlow.
 """
@@ -32,6 +34,17 @@ if TYPE_CHECKING:
         pack_weights,
     )
     from tuner.training._runtime import configure_device, import_backend_quietly
+    from tuner.training._strategies import (
+        BACKENDS,
+        DEFAULT_BACKEND,
+        DEFAULT_STRATEGY,
+        STRATEGIES,
+        STRATEGY_NAMES,
+        FoldLoop,
+        PackedLoop,
+        TrainingStrategy,
+        training_strategy,
+    )
     from tuner.training._tf_loops import FastTrainer, PackedTrainer
 
 _LOCATIONS = {
@@ -55,18 +68,35 @@ _LOCATIONS = {
     "pack_weights": "_models",
     "configure_device": "_runtime",
     "import_backend_quietly": "_runtime",
+    "BACKENDS": "_strategies",
+    "DEFAULT_BACKEND": "_strategies",
+    "DEFAULT_STRATEGY": "_strategies",
+    "STRATEGIES": "_strategies",
+    "STRATEGY_NAMES": "_strategies",
+    "FoldLoop": "_strategies",
+    "PackedLoop": "_strategies",
+    "TrainingStrategy": "_strategies",
+    "training_strategy": "_strategies",
     "FastTrainer": "_tf_loops",
     "PackedTrainer": "_tf_loops",
 }
 
 __all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "DEFAULT_STRATEGY",
+    "STRATEGIES",
+    "STRATEGY_NAMES",
     "CrossValidation",
     "FastTrainer",
+    "FoldLoop",
     "FoldTrainer",
     "NonFiniteLossError",
     "PackedDense",
+    "PackedLoop",
     "PackedTrainer",
     "TrainingListener",
+    "TrainingStrategy",
     "active_backend",
     "build_model",
     "build_packed_model",
@@ -80,6 +110,7 @@ __all__ = [
     "pack_weights",
     "run_final_fit",
     "training_loops",
+    "training_strategy",
     "use_backend",
     "weight_quantiles",
 ]

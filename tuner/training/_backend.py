@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import NamedTuple
 
 from tuner.errors import TunerError
-from tuner.study import BACKENDS
-
-DEFAULT_BACKEND = BACKENDS[0]
+from tuner.training._strategies import BACKENDS, DEFAULT_BACKEND, FoldLoop, PackedLoop
 
 
 def active_backend() -> str:
@@ -45,15 +43,22 @@ def use_backend(name: str | None) -> str:
     return chosen
 
 
-def training_loops() -> tuple[Any, Any]:
-    """The (single-model, packed-folds) trainer classes of the active backend."""
+class BackendLoops(NamedTuple):
+    """A backend's compiled loops: for one model, and for a packed model of many."""
+
+    single: type[FoldLoop]
+    packed: type[PackedLoop]
+
+
+def training_loops() -> BackendLoops:
+    """The compiled loops of the active backend."""
     if active_backend() == "jax":
         from tuner.training._jax_loops import JaxPackedTrainer, JaxTrainer
 
-        return JaxTrainer, JaxPackedTrainer
+        return BackendLoops(JaxTrainer, JaxPackedTrainer)
     from tuner.training._tf_loops import FastTrainer, PackedTrainer
 
-    return FastTrainer, PackedTrainer
+    return BackendLoops(FastTrainer, PackedTrainer)
 
 
 def release_compiled() -> None:

@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import zlib
-from typing import Any, Protocol
+from typing import Protocol
 
 import keras
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from tuner.data import Dataset
 from tuner.errors import PermanentTrialError
 from tuner.scheduling import ClaimedTrial, TrialRecorder
-from tuner.study import TRAINERS, FoldResult, StudyDefinition, schema
+from tuner.study import FoldResult, StudyDefinition, schema
 from tuner.training._backend import active_backend, release_compiled, training_loops
 from tuner.training._models import (
     build_grid_model,
@@ -30,6 +30,7 @@ from tuner.training._models import (
     initial_weights_of,
     pack_weights,
 )
+from tuner.training._strategies import STRATEGIES, FoldLoop, TrainingStrategy
 
 HISTORY_KEYS = schema.HISTORY_KEYS
 
@@ -63,17 +64,18 @@ def fold_seed(base_seed: int, units: tuple[int, ...], fold: int) -> int:
 class FoldTrainer:
     """Trains the folds of one grid point, each from its own seeded initial weights.
 
-    ``packed`` (and ``grid``, for a point trained on its own) trains the folds together
-    (the backend's packed loop); ``fast`` is the backend's single-model loop per fold,
-    traced once per grid point (also used for a single remaining fold); ``keras`` is a
-    plain ``model.fit`` per fold, kept as the reference the benchmark compares against.
+    A strategy that packs folds trains them together (:meth:`train_packed`, the
+    backend's packed loop); otherwise each fold is trained alone (:meth:`train_fold`),
+    with the backend's compiled single-model loop, traced once per grid point (also used
+    for a single remaining fold), or, for a strategy without a compiled loop, a plain
+    ``model.fit``, kept as the reference the benchmark compares against.
     """
 
-    def __init__(self, definition: StudyDefinition, units: tuple[int, ...], kind: str) -> None:
-        if kind not in TRAINERS:
-            raise ValueError(f"unknown trainer {kind!r}; choose one of {', '.join(TRAINERS)}")
-        self.definition, self.units, self.kind = definition, units, kind
-        self._fast: Any = None
+    def __init__(
+        self, definition: StudyDefinition, units: tuple[int, ...], strategy: TrainingStrategy
+    ) -> None:
+        self.definition, self.units, self.strategy = definition, units, strategy
+        self._fast: FoldLoop | None = None
 
     def _fit(
         self,
@@ -87,7 +89,7 @@ class FoldTrainer:
         x_train, y_train = dataset.x_train[train_index], dataset.y_train[train_index]
         validation = (dataset.x_train[val_index], dataset.y_train[val_index])
         model = build_model(self.definition, self.units, seed=seed)
-        if self.kind == "keras":
+        if not self.strategy.compiled_loop:
             callbacks = [_EpochRelay(listener)] if listener else []
             return model.fit(
                 x_train,
@@ -100,8 +102,7 @@ class FoldTrainer:
                 callbacks=callbacks,
             ).history
         if self._fast is None:
-            single, _ = training_loops()
-            self._fast = single(model, self.definition.protocol)
+            self._fast = training_loops().single(model, self.definition.protocol)
         else:
             self._fast.reset(model.get_weights())
         return self._fast.fit(
@@ -138,7 +139,7 @@ class FoldTrainer:
         )
         if listener:
             listener.fold_started(folds[0] + 1, n_folds, epochs, packed=len(folds))
-        _, packed = training_loops()
+        packed = training_loops().packed
         histories = packed(model, self.definition, len(folds)).fit_folds(
             dataset.x_train,
             dataset.y_train,
@@ -196,9 +197,9 @@ class CrossValidation:
         epochs: Epochs per fold.
         base_seed: The study's fold seed; initial weights derive from it per point.
         device: Where training runs, recorded on each trial.
-        trainer: ``grid`` (the default: claimed batches train as one grid model, see
-            :meth:`evaluate_batch`), ``packed``, ``fast`` or ``keras`` (see
-            :class:`FoldTrainer`).
+        strategy: How claimed points train (see :class:`TrainingStrategy`); one that
+            trains points together has its batches trained as one grid model
+            (:meth:`evaluate_batch`).
         listener: Told about fold and epoch boundaries (progress).
     """
 
@@ -211,18 +212,16 @@ class CrossValidation:
         epochs: int,
         base_seed: int,
         device: str,
-        trainer: str = TRAINERS[0],
+        strategy: TrainingStrategy = STRATEGIES["grid"],
         listener: TrainingListener | None = None,
     ) -> None:
-        if trainer not in TRAINERS:
-            raise ValueError(f"unknown trainer {trainer!r}; choose one of {', '.join(TRAINERS)}")
         self.definition = definition
         self.dataset = dataset
         self.folds = folds
         self.epochs = epochs
         self.base_seed = base_seed
         self.device = device
-        self.trainer = trainer
+        self.strategy = strategy
         self.listener = listener
 
     def _record_start(self, claim: ClaimedTrial, recorder: TrialRecorder) -> None:
@@ -232,7 +231,7 @@ class CrossValidation:
                 schema.HOST: socket.gethostname(),
                 schema.PID: os.getpid(),
                 schema.DEVICE: self.device,
-                schema.TRAINER: self.trainer,
+                schema.TRAINER: self.strategy.name,
                 schema.BACKEND: active_backend(),
             }
         )
@@ -245,9 +244,9 @@ class CrossValidation:
         Each point's math equals a separate fit from the same initial weights, up to float
         rounding, with one difference: within a fold every point sees the same batch
         order (common random numbers, which also makes their comparison fairer). Points
-        that reuse folds of an earlier attempt, and other trainers, run one by one.
+        that reuse folds of an earlier attempt, and other strategies' points, run one by one.
         """
-        if self.trainer != "grid" or any(c.reused_folds for c in claims):
+        if not self.strategy.trains_together or any(c.reused_folds for c in claims):
             return [self._one_of_many(c, r) for c, r in zip(claims, recorders, strict=True)]
         for claim, recorder in zip(claims, recorders, strict=True):
             self._record_start(claim, recorder)
@@ -302,7 +301,7 @@ class CrossValidation:
         )
         if self.listener:
             self.listener.fold_started(1, folds, self.epochs, packed=folds)
-        _, packed = training_loops()
+        packed = training_loops().packed
         return packed(model, self.definition, folds, points=len(points)).fit_folds(
             self.dataset.x_train,
             self.dataset.y_train,
@@ -351,11 +350,11 @@ class CrossValidation:
         units = claim.units
         self._record_start(claim, recorder)
         started = time.perf_counter()
-        fold_trainer = FoldTrainer(self.definition, units, self.trainer)
+        fold_trainer = FoldTrainer(self.definition, units, self.strategy)
         reuse = dict(claim.reused_folds)
         folds = self.folds
         pending = {fold: split for fold, split in enumerate(folds) if fold not in reuse}
-        if self.trainer in ("grid", "packed") and len(pending) > 1:
+        if self.strategy.packs_folds and len(pending) > 1:
             reuse.update(
                 fold_trainer.train_packed(
                     self.dataset,

@@ -64,8 +64,7 @@ def run_final_fit(
     units = config.definition.units_of(best.params)
     started = time.perf_counter()
     model = build_model(config.definition, units, seed=fold_seed(config.fold_seed, units, -1))
-    single, _ = training_loops()
-    trainer = single(model, config.definition.protocol)
+    trainer = training_loops().single(model, config.definition.protocol)
     history = trainer.fit(
         dataset.x_train,
         dataset.y_train,

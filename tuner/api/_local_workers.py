@@ -8,6 +8,7 @@ that arrives while they start up still reaches every one of them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -16,29 +17,20 @@ from types import FrameType
 
 from rich.console import Console
 
-from tuner.commands._options import WorkerOptions
+from tuner.api._options import WorkerOptions
 from tuner.errors import TunerError, WorkerInterrupted
 
 
 def worker_command(
     study_names: list[str], options: WorkerOptions, threads: int, count: int = 1
 ) -> list[str]:
-    """The argv of one of ``count`` local workers (no storage URL: that goes in the
-    environment)."""
+    """The argv of one of ``count`` local workers: the options it forwards (see
+    :meth:`WorkerOptions.worker_argv`; no storage URL: that goes in the environment)."""
     command = [sys.executable, "-m", "tuner", "worker", "--no-live"]
     for name in study_names:
         command += ["--study-name", name]
-    command += ["--heartbeat-interval", str(options.heartbeat_interval)]
-    command += ["--max-attempts", str(options.max_attempts)]
-    command += ["--max-stale-attempts", str(options.max_stale_attempts)]
-    command += ["--threads", str(threads), "--trainer", options.trainer]
-    command += ["--backend", options.backend, "--pack", str(options.pack)]
-    command += ["--expected-workers", str(count)]
-    if options.mix_backends:
-        command.append("--mix-backends")
-    if options.gpu is not None:
-        command += ["--gpu", str(options.gpu)]
-    return command
+    forwarded = dataclasses.replace(options, threads=threads)
+    return [*command, *forwarded.worker_argv(), "--expected-workers", str(count)]
 
 
 def run_local_workers(

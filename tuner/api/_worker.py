@@ -1,4 +1,4 @@
-"""`tuner worker`: join studies that already exist and evaluate grid points until none is left.
+"""``tuner worker``: join studies that already exist and evaluate grid points until none is left.
 
 A worker needs nothing but the storage URL and access to the data: the dataset spec,
 epochs and definition come from the study itself, and the data is fingerprinted and
@@ -7,17 +7,22 @@ compared with the study's record before a single trial is claimed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import optuna
 from rich.console import Console
 
-from tuner import study as studies
-from tuner.commands._options import WorkerOptions
+from tuner.api._options import WorkerOptions, check_known, documented
+from tuner.api._setup import names_list, output, quiet_optuna, select_backend
 from tuner.data import DataCache, Dataset, stratified_folds
 from tuner.progress import ProgressDisplay
 from tuner.scheduling import GridScheduler, RunReport, TrialRunner
 from tuner.storages import mask_password, open_storage
+from tuner.study import StudyConfig, check_backend, load, resolve_study_names
+from tuner.training import training_strategy
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +31,7 @@ def study_scheduler(
     storage: optuna.storages.RDBStorage,
     options: WorkerOptions,
     study: optuna.Study,
-    config: studies.StudyConfig,
+    config: StudyConfig,
 ) -> GridScheduler:
     """The scheduler that claims this worker's grid points of one study."""
     return GridScheduler(
@@ -44,7 +49,7 @@ def work_study(
     storage: optuna.storages.RDBStorage,
     options: WorkerOptions,
     study: optuna.Study,
-    config: studies.StudyConfig,
+    config: StudyConfig,
     dataset: Dataset,
     device: str,
     console: Console,
@@ -54,8 +59,9 @@ def work_study(
     from tuner.training import CrossValidation
 
     definition = config.definition
+    strategy = training_strategy(options.trainer)
     scheduler = scheduler or study_scheduler(storage, options, study, config)
-    display = ProgressDisplay(console, live=options.live_progress)
+    display = ProgressDisplay(console, live=options.live)
     with display:
         evaluate = CrossValidation(
             definition,
@@ -64,7 +70,7 @@ def work_study(
             epochs=config.epochs,
             base_seed=config.fold_seed,
             device=device,
-            trainer=options.trainer,
+            strategy=strategy,
             listener=display,
         )
         display.study_started(
@@ -74,7 +80,7 @@ def work_study(
             definition.protocol.folds,
             config.epochs,
         )
-        together = options.trainer == "grid"
+        together = strategy.trains_together
         claim_size = batch_size(options, config, dataset, device, console) if together else 1
         report = TrialRunner(
             scheduler,
@@ -90,7 +96,7 @@ def work_study(
 
 def batch_size(
     options: WorkerOptions,
-    config: studies.StudyConfig,
+    config: StudyConfig,
     dataset: Dataset,
     device: str,
     console: Console,
@@ -115,17 +121,52 @@ def batch_size(
     return limit
 
 
+@documented(WorkerOptions)
+def work(
+    names: str | Sequence[str] | None = None,
+    *,
+    console: Console | None = None,
+    **options: Any,
+) -> None:
+    """Join existing studies and evaluate grid points until none is left: ``tuner worker``.
+
+        Everything but the storage comes from the study itself; the data is checked against
+        the study's fingerprint before any point is claimed. Read the results afterwards
+        with :func:`tuner.load_results`.
+
+        Args:
+            names: Studies to work on (default, or ``"all"``: every tuner study).
+            console: Where messages and progress go (default: standard output).
+            **options: Any option of ``tuner worker`` by its field name (see
+                :class:`WorkerOptions`):
+    OPTIONS
+
+        Raises:
+            TunerError: An unknown study or option, a value out of bounds, a storage that does
+                not exist, data that differs from the study's, grid points that keep failing.
+            KeyboardInterrupt: Interrupted; the running grid point is given back.
+    """
+    check_known(options, WorkerOptions)
+    chosen = WorkerOptions.take(options)
+    backend = select_backend(chosen.backend, load=True)
+    quiet_optuna(chosen.verbose)
+    run_worker(names_list(names), dataclasses.replace(chosen, backend=backend), output(console))
+
+
 def run_worker(names: list[str], options: WorkerOptions, console: Console) -> None:
-    """Work every named study (or all tuner studies) to the end, then return."""
+    """Work every named study (or all tuner studies) to the end, then return.
+
+    ``options.backend`` is the backend already selected for this process.
+    """
     from tuner.training import configure_device
 
     storage = open_storage(
         options.storage_url, heartbeat_interval=options.heartbeat_interval, must_exist=True
     )
-    chosen = studies.resolve_study_names(storage, names)
-    loaded = [studies.load(storage, name) for name in chosen]
+    chosen = resolve_study_names(storage, names)
+    loaded = [load(storage, name) for name in chosen]
     for _, config in loaded:
-        studies.check_backend(config, options.backend, mix_backends=options.mix_backends)
+        check_backend(config, options.backend or "", mix_backends=options.mix_backends)
     schedulers = [study_scheduler(storage, options, study, config) for study, config in loaded]
     # Announced before the slow part of start-up (data, the framework's import), so that
     # workers started together (compose --scale, a fleet) count each other in their first
