@@ -1,8 +1,11 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import free_port
+from tests.storages.test_url import assert_hidden, url_with_password
 from tuner.errors import TunerError
 from tuner.storages import (
     DEFAULT_STORAGE,
@@ -120,3 +123,64 @@ def test_many_processes_opening_a_new_sqlite_file_at_once(tmp_path: Path) -> Non
     ]
     outcomes = [(p.wait(timeout=120), p.stdout.read()) for p in processes]
     assert all(code == 0 for code, _ in outcomes), outcomes
+
+
+def test_sqlite_under_a_file_names_the_folder_and_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(TunerError) as error:
+        open_storage(f"sqlite:///{tmp_path / 'afile' / 'sub' / 't.db'}")
+    message = str(error.value)
+    assert f"folder {tmp_path / 'afile' / 'sub'}" in message
+    assert "create it" in message and "\n" not in message
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_sqlite_where_no_file_can_be_made_fails_at_once(tmp_path: Path) -> None:
+    """Before, the claim lock's file could not be created and the open waited 120 s for it."""
+    with pytest.raises(TunerError) as error:
+        open_storage("sqlite:////proc/self/t.db")
+    message = str(error.value)
+    assert "cannot create files in /proc/" in message
+    assert "claim lock" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_sqlite_in_memory_is_refused_at_open(url: str) -> None:
+    with pytest.raises(TunerError, match="in memory is lost"):
+        open_storage(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u:TopSecret1@127.0.0.1:{port}/db?application_name=TopSecret1x",
+        "mysql+pymysql://u@127.0.0.1:{port}/db?passwd=TopSecret1",
+        "postgresql+psycopg://u@127.0.0.1:{port}/db?password=TopSecret1",
+        "postgresql+psycopg://u:TopSecret1@127.0.0.1:notaport/db",
+        "postgresql+psycopg//u:TopSecret1@127.0.0.1:{port}/db",
+    ],
+)
+def test_open_storage_errors_never_hold_the_password(url: str) -> None:
+    with pytest.raises(TunerError) as error:
+        open_storage(url.format(port=free_port()))
+    message = str(error.value)
+    assert "TopSecret1" not in message
+    assert "\n" not in message
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    url_with_password(
+        host=st.just("127.0.0.1"),
+        port_text=st.builds(lambda: str(free_port())),
+        scheme=st.sampled_from(["postgresql+psycopg://", "mysql+pymysql://", "postgresql://"]),
+    )
+)
+def test_opening_any_url_on_a_closed_port_fails_in_one_line_without_the_password(
+    case: tuple[str, str, str],
+) -> None:
+    url, password, written = case
+    with pytest.raises(TunerError) as error:
+        open_storage(url)
+    assert_hidden(str(error.value), password, written)
+    assert "\n" not in str(error.value)

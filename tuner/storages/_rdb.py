@@ -24,6 +24,7 @@ from tuner.storages._url import (
     driver_connect_args,
     mask_password,
     parse_url,
+    scrub,
     sqlite_path,
 )
 
@@ -57,7 +58,7 @@ def open_storage(
                     f"storage {mask_password(url)}: no such database file {path}; "
                     "check the path, or create the study first with `tuner launch`"
                 )
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _prepare_folder(url, path)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
     elif backend == "postgresql":
         # Exactly the connections a worker uses at once (its main thread and its heartbeat
@@ -88,9 +89,7 @@ def open_storage(
     except TunerError:
         raise
     except Exception as exc:
-        raise TunerError(
-            f"cannot open storage {mask_password(url)}: {_reason(exc, parsed)}"
-        ) from None
+        raise TunerError(f"cannot open storage {mask_password(url)}: {_reason(exc, url)}") from None
 
 
 CONNECTION_ROOM_SQL = """
@@ -118,9 +117,7 @@ def _check_connection_room(url: str, parsed: URL, needed: int) -> None:
             ).one()
         engine.dispose()
     except SQLAlchemyError as exc:
-        raise TunerError(
-            f"cannot open storage {mask_password(url)}: {_reason(exc, parsed)}"
-        ) from None
+        raise TunerError(f"cannot open storage {mask_password(url)}: {_reason(exc, url)}") from None
     if server_port is not None and server_port != (parsed.port or 5432):
         # The server listens elsewhere than we connected: a pooler (PgBouncer) or a port
         # mapping is in between. Through a pooler, our connections are not server
@@ -142,6 +139,31 @@ def _check_connection_room(url: str, parsed: URL, needed: int) -> None:
         )
 
 
+def _prepare_folder(url: str, path: Path) -> None:
+    """Create the database's folder if missing, and check a file can be made in it.
+
+    The claim lock is a file beside the database: where none can be created (a read-only
+    mount, ``/proc``), taking it would wait ``LOCK_TIMEOUT_SECONDS`` for nothing.
+    """
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TunerError(
+            f"storage {mask_password(url)}: cannot create the folder {folder} for the database "
+            f"({exc.strerror or type(exc).__name__}); create it, or give a path in a folder "
+            "you can write to"
+        ) from None
+    try:
+        with open(str(path) + ".lock", "a"):
+            pass
+    except OSError as exc:
+        raise TunerError(
+            f"storage {mask_password(url)}: cannot create files in {folder} "
+            f"({exc.strerror or type(exc).__name__}); give a path in a folder you can write to"
+        ) from None
+
+
 def _enable_wal(path: Path) -> None:
     """WAL lets readers (the dashboard, `tuner status`) run while a worker writes."""
     try:
@@ -151,13 +173,10 @@ def _enable_wal(path: Path) -> None:
         raise TunerError(f"cannot open SQLite database {path}: {exc}") from None
 
 
-def _reason(exc: BaseException, parsed: URL) -> str:
-    """The first line of the driver's complaint, scrubbed of the password."""
+def _reason(exc: BaseException, url: str) -> str:
+    """The first line of the driver's complaint, scrubbed of every password in the URL."""
     while exc.__cause__ is not None and not str(exc):
         exc = exc.__cause__
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip().splitlines()
-    reason = text[0] if text else type(exc).__name__
-    if parsed.password:
-        reason = reason.replace(str(parsed.password), "***")
-    return reason
+    return scrub(text[0] if text else type(exc).__name__, url)

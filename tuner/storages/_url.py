@@ -8,7 +8,9 @@ by more people than the database is.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import unquote, unquote_plus
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -57,37 +59,135 @@ def _url_from_file(path: Path) -> str:
 
 
 def parse_url(url: str) -> URL:
-    """The parsed URL, or a clear error for text that is not a database URL."""
+    """The parsed URL, or one line (never the password) for text that is not a usable one.
+
+    Refused: text that is not a database URL, a port that is not a number, a password or
+    user name holding a raw ``@`` (SQLAlchemy would read the rest as the host and send part
+    of the password to DNS and into the driver's error).
+    """
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except ArgumentError:
         raise TunerError(
             f"storage URL '{mask_password(url)}' is not a database URL; use sqlite:///FILE.db, "
             "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB or "
             "mysql+pymysql://USER:PASSWORD@HOST:PORT/DB"
         ) from None
+    except ValueError:
+        # int() of the port: SQLAlchemy lets its ValueError through.
+        raise TunerError(
+            f"storage URL '{mask_password(url)}': the port is not a number from 1 to 65535"
+        ) from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise TunerError(
+            f"storage URL '{mask_password(url)}': the port is not a number from 1 to 65535"
+        )
+    if (
+        parsed.get_backend_name() != "sqlite"
+        and "@" in f"{parsed.host or ''}{parsed.database or ''}"
+    ):
+        raise TunerError(
+            f"storage URL '{mask_password(url)}': the password or user name holds an '@'; "
+            "URL-encode it (@ as %40, : as %3A, / as %2F; urllib.parse.quote(PASSWORD, safe=''))"
+        )
+    return parsed
+
+
+_QUERY_SECRET = re.compile(r"(?i)([?&;][^=&?#;]*(?:password|passwd|pwd)[^=&;]*=)([^&;]*)")
+"""A query parameter whose key names a password (``password``, pymysql's ``passwd``, ``pwd``,
+``db_password``...): its value is a secret too."""
+
+
+def _credentials(url: str) -> tuple[int, int, int] | None:
+    """Where the ``user:password`` part of ``url`` lies: (start, colon, end), or None.
+
+    Read from the text itself, not from SQLAlchemy, so that URLs SQLAlchemy refuses (a
+    missing colon after the scheme, a bad port) are covered too. The authority starts after
+    the first ``//`` (after the start of the text when there is none) and the credentials end
+    at the last ``@``: a password may hold ``@``, ``/``, ``?`` or ``:``, so anything up to the
+    last ``@`` may be part of it, and hiding too much is better than printing a password.
+    """
+    slashes = url.find("//")
+    start = slashes + 2 if slashes >= 0 else 0
+    end = url.rfind("@")
+    if end < start:
+        return None
+    colon = url.find(":", start, end)
+    if colon < 0:
+        return None
+    return start, colon, end
 
 
 def mask_password(url: str) -> str:
-    """The URL as safe to print: SQLAlchemy's rendering with the password as ***."""
+    """The URL as safe to print: any password, in the user part, the query or elsewhere, as ***.
+
+    Works on text that is no valid URL at all: whatever the user typed is printed only
+    after this.
+    """
+    masked = url
+    found = _credentials(url)
+    if found is not None:
+        _, colon, end = found
+        masked = f"{url[: colon + 1]}***{url[end:]}"
+    # The password may also be spelled elsewhere (a database or application name).
+    return scrub(_QUERY_SECRET.sub(r"\1***", masked), url)
+
+
+def secrets_of(url: str) -> list[str]:
+    """Every password ``url`` holds, as written and decoded, longest first (for scrubbing
+    a driver's message, which may quote what it was given)."""
+    found: set[str] = set()
+    credentials = _credentials(url)
+    if credentials is not None:
+        _, colon, end = credentials
+        found.update({url[colon + 1 : end], unquote(url[colon + 1 : end])})
+    for _, value in _QUERY_SECRET.findall(url):
+        found.update({value, unquote_plus(value)})
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        # Not parseable, so hide anything between "://user:" and "@" by hand.
-        head, sep, tail = url.partition("://")
-        if sep and "@" in tail:
-            credentials, _, host = tail.rpartition("@")
-            user = credentials.split(":", 1)[0]
-            return f"{head}://{user}:***@{host}"
-        return url
+        password = make_url(url).password
+    except (ArgumentError, ValueError):
+        password = None
+    if password:
+        found.add(str(password))
+    # Shorter than 3 characters is no secret, and scrubbing it would garble the message.
+    return sorted((secret for secret in found if len(secret) >= 3), key=len, reverse=True)
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a driver's complaint about ``url``) with every password of ``url`` as ***."""
+    for secret in secrets_of(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The database file of an SQLite URL; None for other back ends and in-memory SQLite."""
+    """The database file of an SQLite URL; None for other back ends.
+
+    Raises:
+        TunerError: An in-memory SQLite database (see :func:`check_supported`), or a path
+            that names no file (``~nobody``, a NUL byte).
+    """
     parsed = parse_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    if parsed.get_backend_name() != "sqlite":
         return None
-    return Path(parsed.database).expanduser().resolve()
+    if _in_memory(parsed):
+        raise _in_memory_error(url)
+    try:
+        return Path(str(parsed.database)).expanduser().resolve()
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise TunerError(f"storage {mask_password(url)}: not a usable file path ({exc})") from None
+
+
+def _in_memory(parsed: URL) -> bool:
+    return parsed.database in (None, "", ":memory:") or parsed.query.get("mode") == "memory"
+
+
+def _in_memory_error(url: str) -> TunerError:
+    return TunerError(
+        f"storage {mask_password(url)}: an SQLite database in memory is lost when the process "
+        "ends, and tuner's workers run in other processes that cannot see it; "
+        "use a file, sqlite:///FILE.db"
+    )
 
 
 def artifact_dir(url: str, environ: dict[str, str] | None = None) -> Path:
@@ -104,12 +204,16 @@ def artifact_dir(url: str, environ: dict[str, str] | None = None) -> Path:
 
 
 def check_supported(url: str) -> None:
-    """Refuse a back end whose workers could not exclude each other when claiming.
+    """Refuse a back end whose workers could not exclude each other when claiming, and an
+    SQLite database in memory (lost with its process, invisible to the workers).
 
     Raises:
         TunerError: One line naming the back end (and the masked URL) and what to use.
     """
-    backend = parse_url(url).get_backend_name()
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and _in_memory(parsed):
+        raise _in_memory_error(url)
     if backend == "mariadb":
         # SQLAlchemy's mariadb dialect is not one Optuna knows (it special-cases "mysql"):
         # MariaDB is served, and tested, through the mysql dialect.
