@@ -90,3 +90,40 @@ def test_import_tuner_lists_the_api_and_loads_no_framework() -> None:
     assert result.returncode == 0, result.stderr
     # Importing tuner itself loads nothing of it; help() then loads every name, lightly.
     assert result.stdout.strip() == "[] [] []"
+
+
+def test_reporting_imports_no_training_module() -> None:
+    """Reporting renders stored records: every name it offers loads without training code."""
+    code = (
+        "import sys, tuner.reporting as r\n"
+        "for name in r.__all__: getattr(r, name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tuner.training')"
+        f" or m.split('.')[0] in {HEAVY[:4]!r}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_no_module_imports_another_packages_private_module() -> None:
+    """Packages talk through their ``__init__``: ``tuner.a`` never imports ``tuner.b._x``."""
+    import ast
+
+    package_root = Path(__file__).resolve().parents[1] / "tuner"
+    crossings = []
+    for path in package_root.rglob("*.py"):
+        own = path.relative_to(package_root).parts[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            for name in names:
+                parts = name.split(".")
+                foreign = len(parts) > 2 and parts[:1] == ["tuner"] and parts[1] != own
+                if foreign and any(part.startswith("_") for part in parts[2:]):
+                    crossings.append(f"{path.relative_to(package_root)}: {name}")
+    assert crossings == []

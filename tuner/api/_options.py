@@ -21,7 +21,8 @@ from typing import Any, TypeVar, get_type_hints
 
 from tuner.errors import TunerError
 from tuner.storages import DEFAULT_HEARTBEAT_SECONDS, resolve_url
-from tuner.training import BACKENDS, DEFAULT_STRATEGY, STRATEGY_NAMES
+from tuner.study import BACKENDS
+from tuner.training import DEFAULT_STRATEGY, STRATEGY_NAMES
 
 DEFAULT_PACK = 16
 """Grid points trained together by default (``--pack``): the study's 2layer grid fits in

@@ -9,8 +9,13 @@ from pathlib import Path
 
 from tuner.errors import TunerError
 from tuner.reporting import VariantTable
-from tuner.study import StudyDefinition, TrainingProtocol, load_definitions, select
-from tuner.study._definition import parse_definition
+from tuner.study import (
+    StudyDefinition,
+    TrainingProtocol,
+    load_definitions,
+    parse_definition,
+    select,
+)
 
 _PROTOCOL = TrainingProtocol()
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

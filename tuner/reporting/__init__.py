@@ -4,10 +4,11 @@ Each result object (:class:`Results`, :class:`Report`, :class:`StatusTable`,
 :class:`VariantTable`) prints to a terminal, renders as HTML in Jupyter and turns into
 plain records or a pandas DataFrame; the pictures are matplotlib Figures.
 
-The report retrains each winner (through :mod:`tuner.training`, imported only when a
-final fit is actually needed) and writes the comparison; ``status`` and the ranking
-read the storage only. Names are imported on first use, so ``tuner status`` loads
-neither a deep-learning framework nor matplotlib.
+The report renders the comparison from stored records (the winners' final fits are an
+application step, :mod:`tuner.api`): nothing here trains or imports
+:mod:`tuner.training`; ``status`` and the ranking read the storage only. Names are
+imported on first use, so ``tuner status`` loads neither a deep-learning framework nor
+matplotlib.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tuner.scheduling import DEFAULT_MAX_ATTEMPTS, GridState
-from tuner.storages._optuna_internals import TrialLedger, recent_durations
+from tuner.storages import TrialLedger, recent_durations
 from tuner.study import StudyConfig, schema
 
 RECENT_TRIALS = 50

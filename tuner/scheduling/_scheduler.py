@@ -43,11 +43,13 @@ from tuner.errors import TunerError, WorkerInterrupted
 from tuner.progress import format_units
 from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_STALE_ATTEMPTS, GridState
 from tuner.scheduling._heartbeat import Heartbeat
-from tuner.storages import DEFAULT_HEARTBEAT_SECONDS, claim_lock, with_retries
-from tuner.storages._optuna_internals import (
+from tuner.storages import (
+    DEFAULT_HEARTBEAT_SECONDS,
     TrialLedger,
+    claim_lock,
     find_stale_trials,
     find_trials_without_heartbeat,
+    with_retries,
 )
 from tuner.study import FoldResult, StudyDefinition, completed_folds, running_trial_template, schema
 

@@ -5,6 +5,12 @@ other back ends are refused because their workers could not exclude each other.
 """
 
 from tuner.storages._lock import LOCK_TIMEOUT_SECONDS, claim_lock
+from tuner.storages._optuna_internals import (
+    TrialLedger,
+    find_stale_trials,
+    find_trials_without_heartbeat,
+    recent_durations,
+)
 from tuner.storages._rdb import DEFAULT_HEARTBEAT_SECONDS, SCHEMA_LOCK, open_storage
 from tuner.storages._retry import with_retries
 from tuner.storages._url import (
@@ -24,12 +30,16 @@ __all__ = [
     "LOCK_TIMEOUT_SECONDS",
     "SCHEMA_LOCK",
     "SUPPORTED_BACKENDS",
+    "TrialLedger",
     "artifact_dir",
     "check_supported",
     "claim_lock",
+    "find_stale_trials",
+    "find_trials_without_heartbeat",
     "mask_password",
     "open_storage",
     "parse_url",
+    "recent_durations",
     "resolve_url",
     "sqlite_path",
     "with_retries",

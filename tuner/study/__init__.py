@@ -7,6 +7,8 @@ on it. :mod:`tuner.study.schema` names every attribute tuner writes.
 
 from tuner.study import schema
 from tuner.study._config import (
+    BACKENDS,
+    DEFAULT_BACKEND,
     FOLD_SEED,
     StudyConfig,
     check_backend,
@@ -24,6 +26,7 @@ from tuner.study._definition import (
     default_studies_dir,
     load_definition,
     load_definitions,
+    parse_definition,
     select,
 )
 from tuner.study._records import FinalFit, FoldResult, completed_folds, stored_final_fit
@@ -35,7 +38,9 @@ from tuner.study._sampler import (
 )
 
 __all__ = [
+    "BACKENDS",
     "BUILTIN_STUDIES_DIR",
+    "DEFAULT_BACKEND",
     "FOLD_SEED",
     "GRID_SEED",
     "OPTIMIZERS",
@@ -54,6 +59,7 @@ __all__ = [
     "load",
     "load_definition",
     "load_definitions",
+    "parse_definition",
     "resolve_study_names",
     "running_trial_template",
     "schema",

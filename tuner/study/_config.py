@@ -17,9 +17,12 @@ from tuner.errors import TunerError
 from tuner.study import schema
 from tuner.study._definition import StudyDefinition
 from tuner.study._sampler import grid_sampler
-from tuner.training import DEFAULT_BACKEND
 
 FOLD_SEED = 42
+BACKENDS = ("tensorflow", "jax")
+"""Keras backends a study's points train on (recorded on the study); the first is the
+default, and the backend of studies created before backends were recorded."""
+DEFAULT_BACKEND = BACKENDS[0]
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,6 @@ if TYPE_CHECKING:
     )
     from tuner.training._runtime import configure_device, import_backend_quietly
     from tuner.training._strategies import (
-        BACKENDS,
-        DEFAULT_BACKEND,
         DEFAULT_STRATEGY,
         STRATEGIES,
         STRATEGY_NAMES,
@@ -68,8 +66,6 @@ _LOCATIONS = {
     "pack_weights": "_models",
     "configure_device": "_runtime",
     "import_backend_quietly": "_runtime",
-    "BACKENDS": "_strategies",
-    "DEFAULT_BACKEND": "_strategies",
     "DEFAULT_STRATEGY": "_strategies",
     "STRATEGIES": "_strategies",
     "STRATEGY_NAMES": "_strategies",
@@ -82,8 +78,6 @@ _LOCATIONS = {
 }
 
 __all__ = [
-    "BACKENDS",
-    "DEFAULT_BACKEND",
     "DEFAULT_STRATEGY",
     "STRATEGIES",
     "STRATEGY_NAMES",

@@ -14,7 +14,8 @@ import sys
 from typing import NamedTuple
 
 from tuner.errors import TunerError
-from tuner.training._strategies import BACKENDS, DEFAULT_BACKEND, FoldLoop, PackedLoop
+from tuner.study import BACKENDS, DEFAULT_BACKEND
+from tuner.training._strategies import FoldLoop, PackedLoop
 
 
 def active_backend() -> str:

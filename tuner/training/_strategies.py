@@ -1,4 +1,4 @@
-"""Training strategies and Keras backends: the names a worker is asked to train with.
+"""Training strategies: how a worker trains what it claims, and the loops it runs.
 
 A strategy says how a worker trains what it claims; the scheduler and the runner ask it
 (does it train claimed points together? does it pack a point's folds?) instead of
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from tuner.study import StudyDefinition, TrainingProtocol
-
-BACKENDS = ("tensorflow", "jax")
-"""Keras backends tuner trains on; the first is the default."""
-DEFAULT_BACKEND = BACKENDS[0]
 
 
 @dataclass(frozen=True)
