@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import optuna
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.study import schema
@@ -76,7 +76,7 @@ def running_trial_template(
         trial_id=-1,
     )
     params: dict[str, Any] = {}
-    distributions: dict[str, CategoricalDistribution] = {}
+    distributions: dict[str, BaseDistribution] = {}
     for name, values in space.items():
         distribution = CategoricalDistribution(values)
         params[name] = study.sampler.sample_independent(study, template, name, distribution)

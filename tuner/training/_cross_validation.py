@@ -91,7 +91,7 @@ class FoldTrainer:
         model = build_model(self.definition, self.units, seed=seed)
         if not self.strategy.compiled_loop:
             callbacks = [_EpochRelay(listener)] if listener else []
-            return model.fit(
+            fitted: dict[str, list[float]] = model.fit(
                 x_train,
                 y_train,
                 batch_size=self.definition.protocol.batch_size,
@@ -101,6 +101,7 @@ class FoldTrainer:
                 verbose=0,
                 callbacks=callbacks,
             ).history
+            return fitted
         if self._fast is None:
             self._fast = training_loops().single(model, self.definition.protocol)
         else:

@@ -116,7 +116,7 @@ def free_device_bytes(device: str, gpu: int | None = None) -> int | None:
     if active_backend() == "jax":
         import jax
 
-        chosen = jax.config.jax_default_device or jax.devices()[0]
+        chosen = getattr(jax.config, "jax_default_device", None) or jax.devices()[0]
         stats = chosen.memory_stats()
         if stats and "bytes_limit" in stats:
             return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))

@@ -125,7 +125,7 @@ class PackedDense(layers.Layer):
             name="bias", shape=(self.packs, self.units), initializer="zeros"
         )
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         return self.activation(ops.einsum("bpi,pio->bpo", inputs, self.kernel) + self.bias)
 
 
@@ -280,7 +280,7 @@ class GridUnpack(layers.Layer):
             offset += width
         self.index = index.reshape(-1)
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         batch = ops.shape(inputs)[0]
         padded = ops.concatenate([inputs, ops.zeros((batch, self.packs, 1), inputs.dtype)], -1)
         gathered = ops.take(padded, self.index, axis=2)
@@ -327,7 +327,7 @@ class MaskedPackedDense(PackedDense):
         self.kernel_mask.assign(kernel_mask)
         self.bias_mask.assign(bias_mask)
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         kernel, bias = self.kernel * self.kernel_mask, self.bias * self.bias_mask
         return self.activation(ops.einsum("bpi,pio->bpo", inputs, kernel) + bias)
 
@@ -349,7 +349,7 @@ class UnitMask(layers.Layer):
         )
         self.mask.assign(mask)
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         return inputs * self.mask
 
 

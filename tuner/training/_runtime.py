@@ -106,7 +106,7 @@ def _configure_jax(threads: int | None, gpu: int | None) -> str:
                 f"--gpu {gpu}: this machine has {len(gpus)} visible GPU(s); "
                 "pick an index below that, or leave --gpu out to use the CPU/default"
             )
-        jax.config.update("jax_default_device", gpus[gpu])
+        jax.config.update("jax_default_device", gpus[gpu])  # type: ignore[no-untyped-call]
     device = "GPU:0" if gpus else "CPU:0"
     log.info("training on %s with JAX (%s)", device, gpus[gpu or 0] if gpus else "CPU")
     return device

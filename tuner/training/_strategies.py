@@ -91,7 +91,7 @@ class FoldLoop(Protocol):
         """Train for ``epochs``; the per-epoch curves (loss, accuracy, val_*)."""
         ...
 
-    def reset(self, weights: Sequence[Any]) -> None:
+    def reset(self, weights: list[np.ndarray]) -> None:
         """Start again from ``weights`` (and a fresh optimizer state)."""
         ...
 

@@ -185,6 +185,8 @@ class PackedTrainer(FastTrainer):
     ) -> None:
         self.packs, self.points = packs, points
         super().__init__(model, definition.protocol)
+        # Validation rows differ per fold: each packed model counts only its own.
+        self._evaluate = tf.function(self._evaluate_masked_graph)
 
     def _labels(self, y: tf.Tensor) -> tf.Tensor:
         return tf.repeat(y, self.points, axis=1) if self.points > 1 else y
@@ -212,7 +214,9 @@ class PackedTrainer(FastTrainer):
         total = tf.cast(m, tf.float32)
         return loss_sum / total, correct / total
 
-    def _evaluate_graph(self, x: tf.Tensor, y: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    def _evaluate_masked_graph(
+        self, x: tf.Tensor, y: tf.Tensor, mask: tf.Tensor
+    ) -> tuple[tf.Tensor, ...]:
         # In chunks: a grid model's activations for a whole validation split would be
         # (rows x folds x every point's units) at once.
         y, mask = self._labels(y), self._labels(mask)
