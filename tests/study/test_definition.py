@@ -1,7 +1,12 @@
+import json
+import math
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from tuner.data import MAX_DEFINITION_BYTES, MAX_GRID_POINTS, MAX_UNITS, MIN_UNITS
 from tuner.errors import TunerError
 from tuner.study import (
     BUILTIN_STUDIES_DIR,
@@ -128,3 +133,213 @@ def test_fingerprint_ignores_description_but_not_grid(tmp_path: Path) -> None:
     assert base.fingerprint() == described.fingerprint()
     assert base.fingerprint() != widened.fingerprint()
     assert type(base).from_dict(base.to_dict()) == base
+
+
+# --- Hostile and careless definitions: one TunerError naming the file, never anything else.
+
+GRID_OF_10_POWER_9 = "[grid]\n" + "".join(f"l{i} = {list(range(1, 11))}\n" for i in range(1, 10))
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        (GRID_OF_10_POWER_9, "grid", f"1000000000 points; at most {MAX_GRID_POINTS}"),
+        ("[grid]\nl1 = [64, 65537]\n", "grid.l1", f"{MIN_UNITS}..{MAX_UNITS}"),
+        ("[grid]\nl1 = [99999999999999999999999]\n", "grid.l1", f"{MIN_UNITS}..{MAX_UNITS}"),
+        (VALID + "[protocol]\nlearning_rate = nan\n", "protocol.learning_rate", "finite"),
+        (VALID + "[protocol]\nlearning_rate = inf\n", "protocol.learning_rate", "finite"),
+        (VALID + "[protocol]\nlearning_rate = -inf\n", "protocol.learning_rate", "finite"),
+        (VALID.replace("dropout = 0.3", "dropout = nan"), "model.dropout", "finite"),
+        ("grid = 5\n", "grid", "must be a table"),
+        ("grid = 'l1'\n", "grid", "must be a table"),
+        ('[grid]\n"l1\\n" = [8]\n', "grid.l1\n", "l1, l2"),
+        ("[grid]\nl1 = [8, 8]\n", "grid.l1", "duplicate"),
+    ],
+)
+def test_out_of_bounds_or_non_finite_values_are_refused(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(TunerError) as error:
+        load_definition(path)
+    message = str(error.value)
+    assert str(path) in message
+    assert f"'{key}'" in message
+    assert reason in message
+
+
+def test_grid_at_the_limit_is_accepted(tmp_path: Path) -> None:
+    # 10 * 100 * 100 = MAX_GRID_POINTS exactly.
+    text = f"[grid]\nl1 = {list(range(1, 11))}\nl2 = {list(range(1, 101))}\n"
+    text += f"l3 = {list(range(MAX_UNITS - 99, MAX_UNITS + 1))}\n"
+    assert load_definition(write(tmp_path, text)).grid_size == MAX_GRID_POINTS == 100_000
+
+
+def test_non_utf8_file_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "latin.toml"
+    path.write_bytes('description = "café"\n[grid]\nl1 = [8]\n'.encode("latin-1"))
+    with pytest.raises(TunerError) as error:
+        load_definition(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "UTF-8" in message and "\n" not in message
+
+
+def test_oversized_or_deeply_nested_files_are_refused(tmp_path: Path) -> None:
+    big = write(tmp_path, VALID + "#" * MAX_DEFINITION_BYTES, "big.toml")
+    with pytest.raises(TunerError, match=f"at most {MAX_DEFINITION_BYTES} bytes") as error:
+        load_definition(big)
+    assert str(big) in str(error.value)
+    deep = write(tmp_path, "x = " + "[" * 50_000 + "]" * 50_000 + "\n" + VALID, "deep.toml")
+    with pytest.raises(TunerError, match="nested too deeply") as error:
+        load_definition(deep)
+    assert str(deep) in str(error.value)
+
+
+def test_a_folder_named_like_a_definition_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "odd.toml").mkdir()
+    with pytest.raises(TunerError, match="cannot read"):
+        load_definition(tmp_path / "odd.toml")
+
+
+def _loads_or_refuses(path: Path) -> None:
+    """The property: a definition loads, or is refused with a TunerError naming its file."""
+    try:
+        definition = load_definition(path)
+    except TunerError as error:
+        assert str(path) in str(error)
+        assert "\n" not in str(error).replace(str(path), "")
+        return
+    assert 1 <= definition.grid_size <= MAX_GRID_POINTS
+    assert all(MIN_UNITS <= u <= MAX_UNITS for units in definition.grid.values() for u in units)
+    assert (
+        math.isfinite(definition.protocol.learning_rate) and definition.protocol.learning_rate > 0
+    )
+    assert 0 <= definition.dropout < 1
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode)))
+def test_any_bytes_load_or_are_refused_with_the_file_named(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "fuzz.toml"
+    path.write_bytes(content)
+    _loads_or_refuses(path)
+
+
+TOML_SCALAR = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=8),
+)
+
+
+def toml_value(value: object) -> str:
+    """A TOML rendering of a scalar, a list or a table (inline)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return (
+            "nan"
+            if math.isnan(value)
+            else {math.inf: "inf", -math.inf: "-inf"}.get(value, repr(value))
+        )
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ", ".join(
+                f"{json.dumps(k, ensure_ascii=False)} = {toml_value(v)}" for k, v in value.items()
+            )
+            + "}"
+        )
+    return str(value)
+
+
+TOML_VALUE = st.recursive(
+    TOML_SCALAR,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def mostly_valid(draw: st.DrawFn, valid: st.SearchStrategy, wrong: st.SearchStrategy) -> object:
+    """Usually a valid value, sometimes a wrong one: a document goes wrong in few places, so
+    the checks after the first one are reached too."""
+    return draw(wrong) if draw(st.integers(0, 3)) == 0 else draw(valid)
+
+
+UNIT = mostly_valid(
+    st.integers(MIN_UNITS, 64) | st.integers(MAX_UNITS - 2, MAX_UNITS + 2),
+    st.integers() | TOML_SCALAR,
+)
+
+
+@st.composite
+def grid_tables(draw: st.DrawFn) -> dict[str, object]:
+    n_layers = draw(st.integers(1, 9))
+    keys = [f"l{i}" for i in range(1, n_layers + 1)]
+    if draw(st.integers(0, 5)) == 0:
+        keys[draw(st.integers(0, n_layers - 1))] = draw(
+            st.sampled_from(["l0", "l01", "L1", "l1\n", "l99"]) | st.text(max_size=4)
+        )
+    return {
+        key: draw(mostly_valid(st.lists(UNIT, min_size=1, max_size=12), TOML_VALUE)) for key in keys
+    }
+
+
+DOCUMENT = st.fixed_dictionaries(
+    {},
+    optional={
+        "description": mostly_valid(st.text(max_size=20), TOML_VALUE),
+        "model": mostly_valid(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "batch_norm": mostly_valid(st.booleans(), TOML_SCALAR),
+                    "dropout": mostly_valid(st.floats(0, 0.99), TOML_SCALAR),
+                },
+            ),
+            TOML_VALUE,
+        ),
+        "grid": mostly_valid(grid_tables(), TOML_VALUE),
+        "protocol": mostly_valid(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "epochs": mostly_valid(st.integers(1, 50), TOML_SCALAR),
+                    "batch_size": mostly_valid(st.integers(1, 512), TOML_SCALAR),
+                    "folds": mostly_valid(st.integers(2, 10), TOML_SCALAR),
+                    "optimizer": mostly_valid(st.sampled_from(["adam", "sgd"]), TOML_SCALAR),
+                    "learning_rate": mostly_valid(st.floats(1e-6, 1.0), TOML_SCALAR),
+                },
+            ),
+            TOML_VALUE,
+        ),
+        "extra": TOML_VALUE,
+    },
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(DOCUMENT)
+def test_structured_but_wrong_definitions_load_or_are_refused(
+    tmp_path: Path, document: dict
+) -> None:
+    path = tmp_path / "structured.toml"
+    path.write_text(
+        "".join(
+            f"{json.dumps(key, ensure_ascii=False)} = {toml_value(value)}\n"
+            for key, value in document.items()
+        )
+    )
+    _loads_or_refuses(path)

@@ -18,9 +18,21 @@ from tuner.data._datasets import (
     stratified_sample,
 )
 from tuner.data._folds import check_foldable, stratified_folds
+from tuner.data._limits import (
+    MAX_ARRAY_BYTES,
+    MAX_DEFINITION_BYTES,
+    MAX_GRID_POINTS,
+    MAX_UNITS,
+    MIN_UNITS,
+)
 
 __all__ = [
     "DEBIAN_FASHION_MNIST",
+    "MAX_ARRAY_BYTES",
+    "MAX_DEFINITION_BYTES",
+    "MAX_GRID_POINTS",
+    "MAX_UNITS",
+    "MIN_UNITS",
     "N_CLASSES",
     "N_PIXELS",
     "DataCache",

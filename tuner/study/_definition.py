@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import math
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuner.data._limits import MAX_DEFINITION_BYTES, MAX_GRID_POINTS, MAX_UNITS, MIN_UNITS
 from tuner.errors import TunerError
 
 if sys.version_info >= (3, 11):
@@ -137,6 +139,8 @@ class _Validator:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise self.fail(f"{where}{key}", f"must be a number, got {value!r}")
             value = float(value)
+            if not math.isfinite(value):
+                raise self.fail(f"{where}{key}", f"must be a finite number, got {value}")
         if kind in (bool, str) and not isinstance(value, kind):
             raise self.fail(f"{where}{key}", f"must be a {kind.__name__}, got {value!r}")
         return value
@@ -147,7 +151,7 @@ def _parse_grid(check: _Validator, raw: dict[str, Any]) -> dict[str, tuple[int, 
         raise check.fail("grid", "empty grid; give l1 = [units, ...] for each hidden layer")
     indices = []
     for key in raw:
-        match = LAYER_KEY.match(key)
+        match = LAYER_KEY.fullmatch(key)
         if not match:
             raise check.fail(f"grid.{key}", "hidden layers must be named l1, l2, ... lN")
         indices.append(int(match.group(1)))
@@ -162,9 +166,21 @@ def _parse_grid(check: _Validator, raw: dict[str, Any]) -> dict[str, tuple[int, 
         for units in values:
             if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
                 raise check.fail(f"grid.{key}", f"units must be positive integers, got {units!r}")
+            if not MIN_UNITS <= units <= MAX_UNITS:
+                raise check.fail(
+                    f"grid.{key}",
+                    f"units must be {MIN_UNITS}..{MAX_UNITS} (MAX_UNITS), got {units}",
+                )
         if len(set(values)) != len(values):
             raise check.fail(f"grid.{key}", "duplicate unit counts")
         grid[key] = tuple(values)
+    points = math.prod(len(values) for values in grid.values())
+    if points > MAX_GRID_POINTS:
+        raise check.fail(
+            "grid",
+            f"{points} points; at most {MAX_GRID_POINTS} (MAX_GRID_POINTS): split the study or "
+            "search fewer unit counts",
+        )
     return grid
 
 
@@ -179,7 +195,10 @@ def parse_definition(path: Path, data: dict[str, Any]) -> StudyDefinition:
     dropout = check.typed(model, "dropout", float, 0.0, "model.")
     if not 0.0 <= dropout < 1.0:
         raise check.fail("model.dropout", f"must be in [0, 1), got {dropout}")
-    grid = _parse_grid(check, check.table(data, "grid", set(data.get("grid", {}))))
+    raw_grid = data.get("grid", {})
+    grid = _parse_grid(
+        check, check.table(data, "grid", set(raw_grid) if isinstance(raw_grid, dict) else set())
+    )
 
     raw = check.table(data, "protocol", set(TrainingProtocol.__dataclass_fields__))
     defaults = TrainingProtocol()
@@ -210,12 +229,30 @@ def parse_definition(path: Path, data: dict[str, Any]) -> StudyDefinition:
 
 
 def load_definition(path: Path) -> StudyDefinition:
+    """Read, parse and validate one definition file; every refusal is one TunerError line
+    naming the file (and the key, for a value out of bounds)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise TunerError(f"{path}: not valid TOML: {exc}") from None
+        with path.open("rb") as handle:
+            content = handle.read(MAX_DEFINITION_BYTES + 1)
     except OSError as exc:
-        raise TunerError(f"{path}: cannot read: {exc.strerror}") from None
+        raise TunerError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
+    if len(content) > MAX_DEFINITION_BYTES:
+        raise TunerError(
+            f"{path}: a study definition holds at most {MAX_DEFINITION_BYTES} bytes "
+            "(MAX_DEFINITION_BYTES); is this the right file?"
+        )
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TunerError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TunerError(f"{path}: not valid TOML: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise TunerError(f"{path}: not valid TOML for a definition: nested too deeply") from None
     return parse_definition(path, data)
 
 
