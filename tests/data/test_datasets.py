@@ -105,7 +105,7 @@ def test_npz_missing_key_and_corrupt_file(tmp_path: Path) -> None:
 
 def test_pickled_object_arrays_are_refused(tmp_path: Path) -> None:
     path = bad_npz(tmp_path, y_train=np.array([object()] * 30, dtype=object))
-    with pytest.raises(TunerError, match="not a readable"):
+    with pytest.raises(TunerError, match="y_train holds Python objects"):
         load_dataset(DatasetSpec.parse(str(path)))
 
 

@@ -152,7 +152,8 @@ GRID_OF_10_POWER_9 = "[grid]\n" + "".join(f"l{i} = {list(range(1, 11))}\n" for i
         (VALID.replace("dropout = 0.3", "dropout = nan"), "model.dropout", "finite"),
         ("grid = 5\n", "grid", "must be a table"),
         ("grid = 'l1'\n", "grid", "must be a table"),
-        ('[grid]\n"l1\\n" = [8]\n', "grid.l1\n", "l1, l2"),
+        ('[grid]\n"l1\\n" = [8]\n', "grid.l1\\n", "l1, l2"),
+        ('[grid]\n"\\u001b[31ml1" = [8]\n', "grid.\\x1b[31ml1", "l1, l2"),
         ("[grid]\nl1 = [8, 8]\n", "grid.l1", "duplicate"),
     ],
 )

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
+import lzma
+import math
 import struct
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tuner.data._limits import MAX_ARRAY_BYTES
 from tuner.errors import TunerError
 
 N_CLASSES = 10
@@ -29,6 +35,22 @@ IDX_NAMES = {
     "y_test": "t10k-labels-idx1-ubyte",
 }
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+NPY_MAGIC = b"\x93NUMPY"
+# What parsing a damaged or hostile file can raise, in the standard library's gzip, zlib,
+# zipfile, lzma and struct and in numpy's .npy header parser.
+_UNREADABLE = (
+    OSError,
+    EOFError,
+    ValueError,
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    struct.error,
+    NotImplementedError,  # a zip member compressed by a method zipfile lacks
+    RuntimeError,  # an encrypted zip member
+    SyntaxError,  # numpy's .npy header parser (ast) on a damaged header
+    tokenize.TokenError,  # likewise
+)
 
 
 @dataclass(frozen=True)
@@ -182,20 +204,76 @@ def _load_keras(name: str) -> dict[str, np.ndarray]:
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """A Keras-style archive; never unpickles, so a hostile file cannot run code."""
+    """A Keras-style archive of four ``.npy`` arrays.
+
+    Read member by member, each ``.npy`` header checked (no pickled objects, declared size
+    at most ``MAX_ARRAY_BYTES``) before its body is read, and the body read no further than
+    the header promises: a hostile file can neither run code nor exhaust memory.
+    """
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise TunerError(_not_a_zip(path)) from None
+    except _UNREADABLE as exc:
+        raise TunerError(f"{path}: not a readable .npz dataset ({_first_line(exc)})") from None
+    try:
+        with archive:
+            members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+            missing = [key for key in NPZ_KEYS if key not in members]
             if missing:
                 raise TunerError(
                     f"{path}: missing array(s) {', '.join(missing)}; "
                     f"a dataset .npz needs {', '.join(NPZ_KEYS)}"
                 )
-            return {key: archive[key] for key in NPZ_KEYS}
+            return {key: _read_npy(path, archive, members[key], key) for key in NPZ_KEYS}
     except TunerError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise TunerError(f"{path}: not a readable .npz dataset ({exc})") from None
+    except _UNREADABLE as exc:
+        raise TunerError(f"{path}: not a readable .npz dataset ({_first_line(exc)})") from None
+
+
+def _not_a_zip(path: Path) -> str:
+    with path.open("rb") as handle:
+        if handle.read(len(NPY_MAGIC)) == NPY_MAGIC:
+            return (
+                f"{path}: a single .npy array, not an .npz archive; save the four arrays "
+                "with numpy.savez(PATH, x_train=..., y_train=..., x_test=..., y_test=...)"
+            )
+    return f"{path}: not a readable .npz dataset (not a zip archive)"
+
+
+def _read_npy(path: Path, archive: zipfile.ZipFile, member: str, key: str) -> np.ndarray:
+    """One member of an .npz, its header checked before its body is read."""
+    with archive.open(member) as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise TunerError(f"{path}: {key} is in .npy format {version}; save it with numpy.savez")
+        if dtype.hasobject:
+            raise TunerError(
+                f"{path}: {key} holds Python objects (pickled), which tuner never loads: "
+                "save arrays of numbers"
+            )
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > MAX_ARRAY_BYTES:
+            raise TunerError(
+                f"{path}: {key} declares shape {shape} of {dtype} = {declared} bytes; "
+                f"at most {MAX_ARRAY_BYTES} bytes per array (MAX_ARRAY_BYTES)"
+            )
+        body = handle.read(declared + 1)
+    if len(body) != declared:
+        held = "more" if len(body) > declared else str(len(body))
+        raise TunerError(
+            f"{path}: {key} is truncated or corrupt: its header promises {declared} bytes, "
+            f"the archive holds {held}"
+        )
+    array = np.frombuffer(body, dtype=dtype)
+    if fortran_order:
+        return array.reshape(shape[::-1]).transpose()
+    return array.reshape(shape)
 
 
 def load_idx_folder(folder: Path) -> dict[str, np.ndarray]:
@@ -211,29 +289,75 @@ def load_idx_folder(folder: Path) -> dict[str, np.ndarray]:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Parse one IDX file (unsigned-byte data, the only type MNIST uses)."""
+    """Parse one IDX file (unsigned-byte data, the only type MNIST uses), gzipped or not.
+
+    The header is read and checked first (1 to 3 dimensions, a declared size of at most
+    ``MAX_ARRAY_BYTES``), then the body is read, or decompressed, no further than the
+    header promises: a small gzip file cannot expand into gigabytes.
+    """
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as handle:
-            payload = handle.read()
-    except (OSError, EOFError) as exc:
-        raise TunerError(f"{path}: cannot read IDX file ({exc})") from None
-    if len(payload) < 4 or payload[0] != 0 or payload[1] != 0:
+            return _read_idx_from(path, handle)
+    except TunerError:
+        raise
+    except _UNREADABLE as exc:
+        raise TunerError(f"{path}: cannot read IDX file ({_first_line(exc)})") from None
+
+
+def _read_idx_from(path: Path, handle: io.BufferedIOBase) -> np.ndarray:
+    magic = handle.read(4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0:
         raise TunerError(f"{path}: not an IDX file (bad magic number)")
-    dtype_code, n_dims = payload[2], payload[3]
+    dtype_code, n_dims = magic[2], magic[3]
     if dtype_code != 0x08:
         raise TunerError(f"{path}: IDX data type {dtype_code:#x} unsupported; expected 0x08")
-    header = 4 + 4 * n_dims
-    if len(payload) < header:
-        raise TunerError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{n_dims}I", payload[4:header])
-    expected = int(np.prod(shape))
-    if len(payload) - header != expected:
+    if not 1 <= n_dims <= 3:
         raise TunerError(
-            f"{path}: truncated or corrupt: header promises {expected} bytes, "
-            f"file holds {len(payload) - header}"
+            f"{path}: IDX header declares {n_dims} dimensions; MNIST's files have 1 (labels) "
+            "or 3 (images)"
         )
-    return np.frombuffer(payload, dtype=np.uint8, offset=header).reshape(shape)
+    dims = handle.read(4 * n_dims)
+    if len(dims) < 4 * n_dims:
+        raise TunerError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{n_dims}I", dims)
+    declared = math.prod(shape)  # a Python int: no overflow, whatever the header says
+    if declared > MAX_ARRAY_BYTES:
+        raise TunerError(
+            f"{path}: IDX header declares {shape} = {declared} bytes; at most "
+            f"{MAX_ARRAY_BYTES} bytes per file (MAX_ARRAY_BYTES)"
+        )
+    body = handle.read(declared + 1)
+    if len(body) != declared:
+        held = "more" if len(body) > declared else str(len(body))
+        raise TunerError(
+            f"{path}: truncated or corrupt: header promises {declared} bytes, file holds {held}"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _real_numbers(array: np.ndarray, name: str, source: str, expected: str, item: str) -> None:
+    """The check every array of every format passes first: real numbers, all finite.
+
+    NaN or infinity would train every grid point into a diverged loss, each given up
+    after training; refused here, the file and the array are named before any work.
+    """
+    real = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    if not real:
+        raise TunerError(f"{source}: {name} has dtype {array.dtype}; expected {expected}")
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            first = int(np.argwhere(~finite)[0][0])
+            raise TunerError(
+                f"{source}: {name} holds NaN or infinite values (first at {item} {first}); "
+                f"expected {expected}"
+            )
 
 
 def _images(array: np.ndarray, name: str, source: str) -> np.ndarray:
@@ -243,8 +367,7 @@ def _images(array: np.ndarray, name: str, source: str) -> np.ndarray:
         raise TunerError(
             f"{source}: {name} has shape {array.shape}; expected (n, 28, 28) or (n, 784)"
         )
-    if not np.issubdtype(array.dtype, np.number):
-        raise TunerError(f"{source}: {name} has dtype {array.dtype}; expected numbers 0..255")
+    _real_numbers(array, name, source, "numbers 0..255", "image")
     if len(array) == 0:
         raise TunerError(f"{source}: {name} is empty")
     low, high = float(array.min()), float(array.max())
@@ -255,9 +378,11 @@ def _images(array: np.ndarray, name: str, source: str) -> np.ndarray:
 
 def _labels(array: np.ndarray, name: str, source: str) -> np.ndarray:
     if array.ndim == 2 and array.shape[1] == N_CLASSES:
+        _real_numbers(array, name, source, "integers 0..9", "label")
         array = array.argmax(axis=1)
     if array.ndim != 1:
         raise TunerError(f"{source}: {name} has shape {array.shape}; expected (n,) class ids")
+    _real_numbers(array, name, source, "integers 0..9", "label")
     whole = np.issubdtype(array.dtype, np.integer) or (
         np.issubdtype(array.dtype, np.floating) and bool(np.all(array == np.round(array)))
     )

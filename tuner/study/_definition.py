@@ -118,7 +118,10 @@ class _Validator:
         self.path = path
 
     def fail(self, key: str, reason: str) -> TunerError:
-        return TunerError(f"{self.path}: key '{key}': {reason}")
+        # A key is the file's text: a newline or an escape sequence in it must not reach
+        # the terminal raw, nor break the message's one line.
+        shown = key if key.isprintable() else key.encode("unicode_escape").decode("ascii")
+        return TunerError(f"{self.path}: key '{shown}': {reason}")
 
     def table(self, data: dict[str, Any], key: str, allowed: set[str]) -> dict[str, Any]:
         value = data.get(key, {})
