@@ -122,6 +122,26 @@ def test_second_report_does_not_retrain_and_refit_does(reported: dict) -> None:
     assert study(root).user_attrs[FINAL_FIT]["seconds"] != before["seconds"]
 
 
+def test_a_model_path_read_from_storage_never_copies_a_file_outside_the_artifacts(
+    reported: dict, tmp_path: Path
+) -> None:
+    root: Path = reported["root"]
+    secret = tmp_path / "secret"
+    secret.write_text("private key")
+    secret.chmod(0o600)
+    tampered = study(root)
+    stored = tampered.user_attrs[FINAL_FIT]
+    tampered.set_user_attr(FINAL_FIT, {**stored, "model_path": str(secret)})
+    try:
+        result = run_tuner("report", "--out", str(tmp_path / "out"), cwd=root)
+        assert result.returncode == 0, result.stderr
+        assert not (tmp_path / "out" / "tiny" / "final.keras").exists()
+        copies = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+        assert all(p.read_bytes() != b"private key" for p in copies)
+    finally:
+        study(root).set_user_attr(FINAL_FIT, stored)
+
+
 def test_pictures_are_attached_as_dashboard_artifacts(reported: dict) -> None:
     root: Path = reported["root"]
     metas = optuna.artifacts.get_all_artifact_meta(study(root))

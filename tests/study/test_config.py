@@ -1,3 +1,4 @@
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -7,7 +8,15 @@ import pytest
 from tuner.data import DatasetSpec
 from tuner.errors import TunerError
 from tuner.storages import open_storage
-from tuner.study import ScheduledGridSampler, StudyConfig, create_or_resume, load, load_definitions
+from tuner.study import (
+    ScheduledGridSampler,
+    StudyConfig,
+    create_or_resume,
+    load,
+    load_definitions,
+    schema,
+    tuner_study_names,
+)
 
 
 @pytest.fixture
@@ -64,5 +73,87 @@ def test_changed_grid_is_refused(tmp_path: Path, config: StudyConfig) -> None:
 def test_loading_an_unknown_study_lists_the_known_ones(tmp_path: Path, config) -> None:
     storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
     create_or_resume(storage, config)
-    with pytest.raises(TunerError, match=r"no study named 'other'.*studies there: tiny"):
+    with pytest.raises(TunerError, match=r"no study named 'other'.*tuner studies there: tiny"):
         load(storage, "other")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../../escaped", "/abs/path", "[/x]", "a\x1b[31mred", "$\\foo$", ".hidden", "", "x" * 129],
+)
+def test_names_tuner_would_not_create_are_refused_in_one_line(
+    tmp_path: Path, config: StudyConfig, name: str
+) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    with pytest.raises(TunerError, match=r"^study name .* is not allowed: use up to 128") as raised:
+        create_or_resume(storage, replace(config, study_name=name))
+    assert "\x1b" not in str(raised.value)  # shown escaped, never acting on the terminal
+    assert optuna.get_all_study_summaries(storage) == []
+
+
+def test_a_study_tuner_did_not_create_is_refused_and_left_untouched(
+    tmp_path: Path, config: StudyConfig
+) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    plain = optuna.create_study(storage=storage, study_name="tiny")
+    plain.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    with pytest.raises(TunerError, match=r"^a study named 'tiny' already exists .* did not create"):
+        create_or_resume(storage, config)
+    assert optuna.load_study(study_name="tiny", storage=storage).user_attrs == {}
+
+
+def test_a_record_its_creator_never_finished_is_finished(
+    tmp_path: Path, config: StudyConfig
+) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    begun = optuna.create_study(storage=storage, study_name="tiny", direction="maximize")
+    begun.set_user_attr(schema.EPOCHS, 99)  # a creator that died before the definition
+    study = create_or_resume(storage, config)
+    assert StudyConfig.from_study(study) == config
+
+
+def _create_together(url: str, configs: list[StudyConfig]) -> list[str]:
+    """Call create_or_resume for each config at the same moment, one thread each."""
+    start = threading.Barrier(len(configs))
+    outcomes = [""] * len(configs)
+
+    def create(index: int) -> None:
+        storage = open_storage(url)
+        start.wait()
+        try:
+            create_or_resume(storage, configs[index])
+            outcomes[index] = "created"
+        except TunerError as exc:
+            outcomes[index] = f"refused: {exc}"
+        except Exception as exc:  # what the race used to produce (KeyError)
+            outcomes[index] = f"crashed: {type(exc).__name__}"
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(len(configs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+@pytest.mark.parametrize("round_", range(6))
+def test_concurrent_creation_is_atomic(tmp_path: Path, config: StudyConfig, round_: int) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    other = replace(config, epochs=7, data_fingerprint="def")
+    outcomes = _create_together(url, [config, other])
+    assert sorted(o.split(":")[0] for o in outcomes) == ["created", "refused"], outcomes
+    winner = config if outcomes[0] == "created" else other
+    stored = StudyConfig.from_study(optuna.load_study(study_name="tiny", storage=url))
+    assert stored == winner  # one caller's whole record, never a mix
+
+    same = _create_together(f"sqlite:///{tmp_path / 'same.db'}", [config, config])
+    assert same == ["created", "created"]
+
+
+def test_tuner_studies_list_only_names_tuner_creates(tmp_path: Path, config: StudyConfig) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    create_or_resume(storage, config)
+    hostile = optuna.create_study(storage=storage, study_name="../../[/x]\x1b[2J")
+    for key, value in config.to_attrs().items():  # a forged tuner record
+        hostile.set_user_attr(key, value)
+    assert tuner_study_names(storage) == ["tiny"]

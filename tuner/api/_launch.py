@@ -28,9 +28,10 @@ from tuner.data import DataCache, DatasetSpec, check_foldable
 from tuner.errors import TunerError
 from tuner.reporting import Results, StudyResults, ranked_points, render_ranking
 from tuner.storages import mask_password, open_storage
-from tuner.study import StudyConfig, StudyDefinition, create_or_resume
+from tuner.study import StudyConfig, StudyDefinition, check_study_name, create_or_resume
 
 Created = list[tuple[optuna.Study, StudyConfig]]
+
 
 LAUNCH_ACCEPTS: tuple[Accepts, ...] = (
     LaunchOptions,
@@ -110,6 +111,8 @@ def launch(
     definitions = resolve_variants(variants, chosen.studies_dir)
     if chosen.study_name and len(definitions) > 1:
         raise TunerError("--study-name names one study: give exactly one --variant with it")
+    for definition in definitions:
+        check_study_name(chosen.study_name or definition.name)
     spec = DatasetSpec.parse(chosen.dataset, chosen.subset)
     backend = select_backend(worker.backend, load=True)
     quiet_optuna(worker.verbose)

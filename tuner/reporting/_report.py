@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from tuner.reporting._plots import ReportFigure
+
+log = logging.getLogger(__name__)
 
 COLUMNS = [
     "variant",
@@ -396,10 +399,14 @@ def build_report(
     reports = []
     for study, config, fit, fresh in fitted:
         name = config.study_name
-        # The fit's own copy of the model goes with the report, too.
-        if Path(fit.model_path).is_file():
+        # The fit's own copy of the model goes with the report, too: read from the
+        # storage, so only from inside the artifact folder (never any file it names).
+        model = Path(fit.model_path).resolve()
+        if model.is_relative_to(artifacts.resolve()) and model.is_file():
             (out / name).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(fit.model_path, out / name / "final.keras")
+            shutil.copyfile(model, out / name / "final.keras")
+        elif fit.model_path:
+            log.warning("%s: not copying the final model from outside %s", name, artifacts)
         history = fit.history
         report = VariantReport(
             config,

@@ -29,6 +29,7 @@ from tuner.study._definition import (
     parse_definition,
     select,
 )
+from tuner.study._names import MAX_NAME_LENGTH, check_study_name, is_study_name, shown
 from tuner.study._records import FinalFit, FoldResult, completed_folds, stored_final_fit
 from tuner.study._sampler import (
     GRID_SEED,
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_BACKEND",
     "FOLD_SEED",
     "GRID_SEED",
+    "MAX_NAME_LENGTH",
     "OPTIMIZERS",
     "FinalFit",
     "FoldResult",
@@ -52,10 +54,12 @@ __all__ = [
     "TrainingProtocol",
     "check_backend",
     "check_compatible",
+    "check_study_name",
     "completed_folds",
     "create_or_resume",
     "default_studies_dir",
     "grid_sampler",
+    "is_study_name",
     "load",
     "load_definition",
     "load_definitions",
@@ -64,6 +68,7 @@ __all__ = [
     "running_trial_template",
     "schema",
     "select",
+    "shown",
     "stored_final_fit",
     "tuner_study_names",
 ]

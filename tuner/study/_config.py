@@ -14,11 +14,15 @@ import optuna
 
 from tuner.data import DatasetSpec
 from tuner.errors import TunerError
+from tuner.storages import claim_lock
 from tuner.study import schema
 from tuner.study._definition import StudyDefinition
+from tuner.study._names import check_study_name, is_study_name, shown
 from tuner.study._sampler import grid_sampler
 
 FOLD_SEED = 42
+CREATION_LOCK = "tuner-create:"
+"""Prefix of the lock a study's creation holds (its claims lock the study name itself)."""
 BACKENDS = ("tensorflow", "jax")
 """Keras backends a study's points train on (recorded on the study); the first is the
 default, and the backend of studies created before backends were recorded."""
@@ -56,7 +60,8 @@ class StudyConfig:
         attrs = study.user_attrs
         if schema.DEFINITION not in attrs:
             raise TunerError(
-                f"study '{study.study_name}' was not created by tuner (no definition recorded)"
+                f"study {shown(study.study_name)} was not created by tuner (no definition "
+                "recorded)"
             )
         return cls(
             study_name=study.study_name,
@@ -70,25 +75,59 @@ class StudyConfig:
 
 
 def create_or_resume(
-    storage: optuna.storages.BaseStorage, config: StudyConfig, *, mix_backends: bool = False
+    storage: optuna.storages.RDBStorage, config: StudyConfig, *, mix_backends: bool = False
 ) -> optuna.Study:
     """Create the study, or load it after checking it was made under the same conditions.
 
+    Atomic across processes and machines: it runs under the storage's cross-process lock
+    for this study's creation, so of two launches racing to create one study, the second
+    sees the first one's whole record (and is refused if its settings differ). The
+    record's attributes are written with the definition last: a study without
+    it was never finished by tuner (its creator died), and is finished now; a study that
+    tuner did not create (trials, attributes or a direction of its own) is refused.
     ``mix_backends`` lets a study created on one Keras backend be resumed on another.
+
+    Raises:
+        TunerError: The name is not one tuner creates studies under, the study exists
+            under other settings, or it exists and tuner did not create it.
     """
-    study = optuna.create_study(
-        storage=storage,
-        study_name=config.study_name,
-        direction="maximize",
-        sampler=grid_sampler(config.definition),
-        load_if_exists=True,
-    )
-    if not any(key.startswith(schema.STUDY_PREFIX) for key in study.user_attrs):
-        for key, value in config.to_attrs().items():
+    check_study_name(config.study_name)
+    with claim_lock(storage.url, CREATION_LOCK + config.study_name):
+        return _create_or_resume(storage, config, mix_backends)
+
+
+def _create_or_resume(
+    storage: optuna.storages.RDBStorage, config: StudyConfig, mix_backends: bool
+) -> optuna.Study:
+    sampler = grid_sampler(config.definition)
+    try:
+        study = optuna.create_study(
+            storage=storage, study_name=config.study_name, direction="maximize", sampler=sampler
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=config.study_name, storage=storage, sampler=sampler)
+        if schema.DEFINITION in study.user_attrs:
+            check_compatible(StudyConfig.from_study(study), config, mix_backends=mix_backends)
+            return study
+        _refuse_foreign(study)
+    attrs = config.to_attrs()
+    for key, value in attrs.items():
+        if key != schema.DEFINITION:
             study.set_user_attr(key, value)
-        return study
-    check_compatible(StudyConfig.from_study(study), config, mix_backends=mix_backends)
+    study.set_user_attr(schema.DEFINITION, attrs[schema.DEFINITION])
     return study
+
+
+def _refuse_foreign(study: optuna.Study) -> None:
+    """Refuse a study tuner did not create; one it began and never finished passes."""
+    own = all(key.startswith(schema.STUDY_PREFIX) for key in study.user_attrs)
+    untouched = not study.get_trials(deepcopy=False)
+    if own and untouched and study.direction == optuna.study.StudyDirection.MAXIMIZE:
+        return
+    raise TunerError(
+        f"a study named '{study.study_name}' already exists in this storage and tuner did "
+        "not create it; tuner never writes into another tool's study: pass --study-name NEW"
+    )
 
 
 def load(storage: optuna.storages.BaseStorage, study_name: str) -> tuple[optuna.Study, StudyConfig]:
@@ -96,10 +135,10 @@ def load(storage: optuna.storages.BaseStorage, study_name: str) -> tuple[optuna.
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
-        names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
+        names = ", ".join(tuner_study_names(storage)) or "none"
         raise TunerError(
-            f"no study named '{study_name}' in this storage (studies there: {names}); "
-            "create it with `tuner launch`"
+            f"no study named {shown(study_name)} in this storage (tuner studies there: "
+            f"{names}); create it with `tuner launch`"
         ) from None
     config = StudyConfig.from_study(study)
     # The sampler lives in the process, not the storage; the grid comes from the record.
@@ -152,11 +191,16 @@ def check_backend(config: StudyConfig, backend: str, *, mix_backends: bool = Fal
 
 
 def tuner_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
-    """Studies in the storage that tuner created (they carry a recorded definition)."""
+    """Studies in the storage that tuner created: a recorded definition and a name tuner
+    accepts (see :mod:`tuner.study._names`).
+
+    Reads the studies' attributes only, never their trials, so listing costs the same
+    at 10,000 trials as at 100.
+    """
     return [
-        summary.study_name
-        for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
-        if schema.DEFINITION in summary.user_attrs
+        study.study_name
+        for study in storage.get_all_studies()
+        if schema.DEFINITION in study.user_attrs and is_study_name(study.study_name)
     ]
 
 
@@ -170,7 +214,7 @@ def resolve_study_names(storage: optuna.storages.BaseStorage, names: list[str]) 
     for name in names:
         if name not in known:
             raise TunerError(
-                f"no study named '{name}' in this storage; studies there: "
+                f"no study named {shown(name)} in this storage; tuner studies there: "
                 f"{', '.join(known) or 'none'} (create it with `tuner launch --workers 0`)"
             )
     return names
