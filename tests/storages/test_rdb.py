@@ -46,6 +46,9 @@ def test_missing_sqlite_file_is_refused_when_it_must_exist(tmp_path: Path) -> No
     with pytest.raises(TunerError, match="no such database file"):
         open_storage(f"sqlite:///{tmp_path / 'typo.db'}", must_exist=True)
     assert not (tmp_path / "typo.db").exists()
+    with pytest.raises(TunerError, match=f"no such folder {tmp_path / 'typo'}; check the path"):
+        open_storage(f"sqlite:///{tmp_path / 'typo' / 'tuner.db'}", must_exist=True)
+    assert not (tmp_path / "typo").exists()
 
 
 def test_unreachable_postgres_names_url_without_password() -> None:

@@ -53,6 +53,11 @@ def open_storage(
     path = sqlite_path(url)
     if backend == "sqlite":
         if path is not None:
+            if must_exist and not path.parent.is_dir():
+                raise TunerError(
+                    f"storage {mask_password(url)}: no such folder {path.parent}; check the "
+                    "path, or create the study first with `tuner launch`"
+                )
             if must_exist and not path.is_file():
                 raise TunerError(
                     f"storage {mask_password(url)}: no such database file {path}; "
