@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -249,3 +250,47 @@ def test_subset_too_small_for_the_folds_is_refused(
     assert "(--subset 5): 5 training images cannot make 3 folds" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "tuner.db").exists()
+
+
+def test_two_interrupts_in_a_row_still_give_the_whole_batch_back(
+    tmp_path: Path,
+    studies_dir: Path,
+    synthetic_npz: Path,
+    tuner_processes: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """Ctrl-C pressed twice: the second lands while the first gives the batch back."""
+    db = tmp_path / "twice.db"
+    process = tuner_processes(
+        "launch",
+        "--variant",
+        "tiny",
+        "--dataset",
+        str(synthetic_npz),
+        "--studies",
+        str(studies_dir),
+        "--epochs",
+        "300",
+        "--storage",
+        f"sqlite:///{db}",
+        cwd=tmp_path,
+    )
+
+    def batch_training() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"launch ended early: {process.communicate()}")
+        try:
+            training = [t for t in trials_of(db) if UNITS in t.user_attrs]
+        except Exception:  # the study may not exist yet
+            return False
+        return len(training) == 3 and all(t.state == TrialState.RUNNING for t in training)
+
+    wait_for(batch_training)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    trials = trials_of(db)
+    assert [t.state for t in trials] == [TrialState.FAIL] * 3
+    assert all(t.system_attrs[INTERRUPTED] is True for t in trials)

@@ -53,8 +53,13 @@ def interrupts_raise() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         # Recorded before raising: native code (TensorFlow tracing a graph) can turn the
         # exception into another error, and the runner then asks what was requested.
+        first = not _requested
         _requested.append(signum)
-        raise interrupt_exception(signum)
+        if first:
+            raise interrupt_exception(signum)
+        # A second signal (Ctrl-C pressed twice) lands while the first one unwinds, that
+        # is while the runner gives its held points back: raised there, it would cut the
+        # give-back short and leave them RUNNING. It is recorded, and the stop goes on.
 
     previous_hook = sys.unraisablehook
     main = threading.main_thread().ident
@@ -66,6 +71,7 @@ def interrupts_raise() -> Iterator[None]:
         exc = hook.exc_value
         if isinstance(exc, (WorkerInterrupted, KeyboardInterrupt)):
             signum = exc.signum if isinstance(exc, WorkerInterrupted) else signal.SIGINT
+            _requested.clear()  # so that the signal delivered again raises, as the first
             threading.Timer(0.05, signal.pthread_kill, (main, signum)).start()
             return
         previous_hook(hook)
