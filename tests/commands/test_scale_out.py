@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import signal
 import subprocess
@@ -283,13 +284,16 @@ def test_postgres_restart_mid_trial_loses_nothing(
     create_study(url, nine, synthetic_npz, tmp_path, epochs=8)
     worker = start_worker(tuner_processes, url, tmp_path, "--heartbeat-interval", "2")
     wait_for_running(url, worker)
+    down = datetime.datetime.now()
     postgres_server.restart(down_seconds=3)
     _, stderr = worker.communicate(timeout=600)
     assert worker.returncode == 0, stderr
-    assert "retrying" in stderr  # the outage was seen and ridden out
     all_trials = trials(url)
     assert_exactly_once(all_trials)
     assert len(all_trials) == 9  # nothing failed, nothing trained twice
+    # The outage fell inside the batch's training, which rode it out (asserted on what
+    # happened, not on which of the worker's writes met the outage first and said so).
+    assert all(t.datetime_start < down < t.datetime_complete for t in all_trials)
 
 
 @pytest.fixture
