@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuner.data._limits import MAX_DEFINITION_BYTES, MAX_GRID_POINTS, MAX_UNITS, MIN_UNITS
+from tuner.data import MAX_DEFINITION_BYTES, MAX_GRID_POINTS, MAX_UNITS, MIN_UNITS
 from tuner.errors import TunerError
 
 if sys.version_info >= (3, 11):
