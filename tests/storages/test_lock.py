@@ -1,6 +1,6 @@
-"""The claim lock on every back end, and MySQL storages, against real servers.
+"""The claim lock on every SQL dialect, and MySQL storages, against real servers.
 
-What makes a back end safe for many workers is the claim lock (a file lock on SQLite,
+What makes a dialect safe for many workers is the claim lock (a file lock on SQLite,
 a transaction-level advisory lock on PostgreSQL, ``GET_LOCK`` on MySQL): it is tested
 across real processes, the way workers on different machines use it, against real
 PostgreSQL and MariaDB servers the tests start. Back ends tuner has no cross-process
@@ -153,7 +153,7 @@ def test_wrong_mariadb_password_is_one_line_without_it(mysql_url: str) -> None:
 
 @pytest.fixture(params=["sqlite", "postgres", "mysql"])
 def locking_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A storage URL of every back end that has a cross-process claim lock."""
+    """A storage URL of every dialect that has a cross-process claim lock."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'lock.db'}"
     return request.getfixturevalue(f"{request.param}_url")
@@ -233,7 +233,7 @@ def test_claim_lock_blocks_the_same_study_only(
         "mariadb+pymysql://u:secret@127.0.0.1:3306/db",
     ],
 )
-def test_back_ends_without_a_cross_process_lock_are_refused(url: str) -> None:
+def test_dialects_without_a_cross_process_lock_are_refused(url: str) -> None:
     for attempt in (lambda: open_storage(url), lambda: claim_lock(url, "study").__enter__()):
         with pytest.raises(TunerError) as error:
             attempt()

@@ -1,10 +1,18 @@
 """Storages: where trials live, how workers share them, and the lock their claims take.
 
 An Optuna RDB storage on SQLite (the default, nothing to set up), PostgreSQL or MySQL;
-other back ends are refused because their workers could not exclude each other.
+other dialects are refused because their workers could not exclude each other.
 """
 
-from tuner.storages._lock import LOCK_TIMEOUT_SECONDS, claim_lock
+from tuner.storages._dialects import (
+    DIALECTS,
+    SUPPORTED_DIALECTS,
+    Dialect,
+    check_supported,
+    claim_lock,
+    dialect_of,
+)
+from tuner.storages._lock import LOCK_TIMEOUT_SECONDS
 from tuner.storages._optuna_internals import (
     TrialLedger,
     find_stale_trials,
@@ -15,9 +23,7 @@ from tuner.storages._rdb import DEFAULT_HEARTBEAT_SECONDS, SCHEMA_LOCK, open_sto
 from tuner.storages._retry import with_retries
 from tuner.storages._url import (
     DEFAULT_STORAGE,
-    SUPPORTED_BACKENDS,
     artifact_dir,
-    check_supported,
     mask_password,
     parse_url,
     resolve_url,
@@ -27,13 +33,16 @@ from tuner.storages._url import (
 __all__ = [
     "DEFAULT_HEARTBEAT_SECONDS",
     "DEFAULT_STORAGE",
+    "DIALECTS",
     "LOCK_TIMEOUT_SECONDS",
     "SCHEMA_LOCK",
-    "SUPPORTED_BACKENDS",
+    "SUPPORTED_DIALECTS",
+    "Dialect",
     "TrialLedger",
     "artifact_dir",
     "check_supported",
     "claim_lock",
+    "dialect_of",
     "find_stale_trials",
     "find_trials_without_heartbeat",
     "mask_password",

@@ -1,16 +1,16 @@
-"""The claim lock: mutual exclusion across every worker of one study, on any machine.
+"""The claim locks: mutual exclusion across every worker of one study, on any machine.
 
 Optuna cannot make "read the trials, then create one" atomic (docs/claims.md), so every
-claim runs under this lock. Each supported back end gets a lock that holds across
-processes and machines; a back end without one is refused (``check_supported``) rather
-than silently given an in-process lock that would let workers duplicate grid points.
+claim runs under a lock. Each supported dialect has one that holds across processes and
+machines (its row in :mod:`tuner.storages._dialects` names it); a dialect without one is
+refused rather than silently given an in-process lock that would let workers duplicate
+grid points.
 
 - SQLite file: a file lock beside the database (all its workers share the filesystem).
 - PostgreSQL: a transaction-level advisory lock keyed by the study name (it holds
   through PgBouncer in transaction mode, where session locks break).
 - MySQL / MariaDB: a named lock (``GET_LOCK``) keyed by database and study name, likewise
   held by the session.
-- In-memory SQLite: only one process can see it, so a thread lock is enough.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import hashlib
 import logging
 import os
 import random
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from tuner.errors import TunerError
 from tuner.storages._url import (
-    check_supported,
     driver_connect_args,
     mask_password,
     parse_url,
@@ -43,49 +41,24 @@ log = logging.getLogger(__name__)
 LOCK_TIMEOUT_SECONDS = 120
 """How long a claim waits for the lock before giving up with an error."""
 
-_thread_locks: dict[str, threading.Lock] = {}
 _lock_engines: dict[str, sqlalchemy.engine.Engine] = {}
 
 
 @contextlib.contextmanager
-def claim_lock(url: str, name: str) -> Iterator[None]:
-    """Hold the cross-process lock called ``name`` (a study name) on this storage.
-
-    Args:
-        url: The storage URL; its back end picks the kind of lock.
-        name: What is locked: a study name, or ``SCHEMA_LOCK`` while opening a storage.
-
-    Raises:
-        TunerError: The back end has no cross-process lock (see ``check_supported``), or
-            the lock was not free within ``LOCK_TIMEOUT_SECONDS``.
-    """
-    check_supported(url)
-    backend = parse_url(url).get_backend_name()
+def sqlite_file_lock(url: str, name: str) -> Iterator[None]:
+    """A file lock beside the database file (the whole database: all its workers share
+    the filesystem, and claims are short)."""
     path = sqlite_path(url)
-    if path is not None:
-        lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise _timed_out(url, name) from None
-        try:
-            yield
-        finally:
-            lock.release()
-    elif backend == "sqlite":
-        # In-memory SQLite: no other process can see the database at all.
-        with _thread_locks.setdefault(f"{url}/{name}", threading.Lock()):
-            yield
-    elif backend == "postgresql":
-        with _postgres_advisory_lock(url, name):
-            yield
-    elif backend == "mysql":
-        with _mysql_named_lock(url, name):
-            yield
-    else:
-        # check_supported lets through only back ends handled above; one added there
-        # without a lock here must fail loudly, never fall back to no exclusion.
-        raise AssertionError(f"no claim lock for supported back end {backend!r}")
+    assert path is not None  # in-memory databases are refused before any lock
+    lock = FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_SECONDS)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise _timed_out(url, name) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _timed_out(url: str, name: str) -> TunerError:
@@ -150,7 +123,7 @@ def _release(connection: sqlalchemy.engine.Connection, sql: str, key: object, ur
 
 
 @contextlib.contextmanager
-def _postgres_advisory_lock(url: str, name: str) -> Iterator[None]:
+def postgres_advisory_lock(url: str, name: str) -> Iterator[None]:
     # A transaction-level lock, held by one transaction that lasts exactly as long as the
     # claim: it works through a transaction-mode pooler (PgBouncer), which pins a server
     # connection to a client only for a transaction, and where session locks would leak
@@ -211,7 +184,7 @@ def _mysql_lock_name(url: str, name: str) -> str:
 
 
 @contextlib.contextmanager
-def _mysql_named_lock(url: str, name: str) -> Iterator[None]:
+def mysql_named_lock(url: str, name: str) -> Iterator[None]:
     key = _mysql_lock_name(url, name)
     with _engine(url).connect() as connection:
         got = connection.execute(

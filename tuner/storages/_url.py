@@ -18,8 +18,6 @@ from sqlalchemy.exc import ArgumentError
 from tuner.errors import TunerError
 
 DEFAULT_STORAGE = "sqlite:///tuner.db"
-SUPPORTED_BACKENDS = ("sqlite", "postgresql", "mysql")
-"""Back ends on which workers get a real cross-process claim lock (tuner.storages._lock)."""
 
 
 def resolve_url(url: str | None, environ: dict[str, str] | None = None) -> str:
@@ -203,30 +201,13 @@ def artifact_dir(url: str, environ: dict[str, str] | None = None) -> Path:
     return Path.cwd() / "tuner-artifacts"
 
 
-def check_supported(url: str) -> None:
-    """Refuse a back end whose workers could not exclude each other when claiming, and an
-    SQLite database in memory (lost with its process, invisible to the workers).
-
-    Raises:
-        TunerError: One line naming the back end (and the masked URL) and what to use.
-    """
-    parsed = parse_url(url)
-    backend = parsed.get_backend_name()
-    if backend == "sqlite" and _in_memory(parsed):
-        raise _in_memory_error(url)
-    if backend == "mariadb":
-        # SQLAlchemy's mariadb dialect is not one Optuna knows (it special-cases "mysql"):
-        # MariaDB is served, and tested, through the mysql dialect.
-        raise TunerError(
-            f"storage {mask_password(url)}: use a mysql+pymysql://USER:PASSWORD@HOST:PORT/DB "
-            "URL for MariaDB; the mariadb:// dialect is not supported"
-        )
-    if backend not in SUPPORTED_BACKENDS:
-        raise TunerError(
-            f"storage {mask_password(url)}: back end '{backend}' is not supported, because "
-            "tuner has no cross-process lock for it and workers would duplicate grid points; "
-            "use sqlite:///FILE.db, postgresql+psycopg://... or mysql+pymysql://..."
-        )
+def failure_reason(exc: BaseException, url: str) -> str:
+    """The first line of a driver's complaint, scrubbed of every password in the URL."""
+    while exc.__cause__ is not None and not str(exc):
+        exc = exc.__cause__
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return scrub(text[0] if text else type(exc).__name__, url)
 
 
 def driver_connect_args(url: str) -> dict[str, object]:
