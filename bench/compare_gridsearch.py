@@ -56,7 +56,7 @@ from tuner.study import (  # noqa: E402
 from tuner.training import (  # noqa: E402
     STRATEGY_NAMES,
     CrossValidation,
-    FastTrainer,
+    TFFoldLoop,
     build_model,
     training_strategy,
 )
@@ -166,7 +166,7 @@ def steady_epoch(
     rng = np.random.default_rng(0)
     x = rng.random((n, N_PIXELS), dtype=np.float32)
     y = rng.integers(0, N_CLASSES, n).astype(np.int32)
-    trainer = FastTrainer(build_model(definition, units, seed=0), definition.protocol)
+    trainer = TFFoldLoop(build_model(definition, units, seed=0), definition.protocol)
     trainer.fit(x, y, epochs=1, validation=(x[:10], y[:10]), seed=0)
     start = time.perf_counter()
     trainer.fit(x, y, epochs=3, validation=(x[:10], y[:10]), seed=0)

@@ -59,7 +59,7 @@ import numpy as np
 from tuner.data import N_CLASSES, N_PIXELS, stratified_folds
 from tuner.study import StudyDefinition, load_definitions
 from tuner.training import _jax_loops
-from tuner.training._jax_loops import JaxPackedTrainer, JaxTrainer
+from tuner.training._jax_loops import JaxFoldLoop, JaxPackedLoop
 from tuner.training._models import (
     build_grid_model,
     build_model,
@@ -159,7 +159,7 @@ def train_point(
     started = time.perf_counter()
     packed = build_packed_model(definition, units, len(folds))
     pack_weights(packed, initial_weights_of(definition, [units] * len(folds), range(len(folds))))
-    trainer = JaxPackedTrainer(packed, definition, len(folds))
+    trainer = JaxPackedLoop(packed, definition, len(folds))
     setup = time.perf_counter() - started
     clock = EpochClock()
     histories = trainer.fit_folds(*data, folds, epochs=epochs, seed=0, on_epoch_end=clock)
@@ -187,7 +187,7 @@ def train_grid_batch(
         definition, [u for u in points for _ in range(k)], [*range(k)] * len(points)
     )
     grid_weights(model, [weights[p * k : (p + 1) * k] for p in range(len(points))], k)
-    trainer = JaxPackedTrainer(model, definition, k, points=len(points))
+    trainer = JaxPackedLoop(model, definition, k, points=len(points))
     setup = time.perf_counter() - started
     clock = EpochClock()
     histories = trainer.fit_folds(*data, folds, epochs=epochs, seed=0, on_epoch_end=clock)
@@ -311,7 +311,7 @@ def epoch_benchmarks(
         _jax_loops.UNROLL = unroll
         model = build_model(definition, units, seed=0)
         clock = EpochClock()
-        JaxTrainer(model, definition.protocol).fit(
+        JaxFoldLoop(model, definition.protocol).fit(
             *data, epochs=epochs, validation=test, seed=0, on_epoch_end=clock
         )
         plain = clock.split()

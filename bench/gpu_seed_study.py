@@ -39,7 +39,7 @@ def variant_main(name: str, pack: int, quick: bool, folder: Path) -> None:
 
     from tuner.data import stratified_folds
     from tuner.study import load_definitions
-    from tuner.training._jax_loops import JaxPackedTrainer, JaxTrainer, clear_compilations
+    from tuner.training._jax_loops import JaxFoldLoop, JaxPackedLoop, clear_compilations
     from tuner.training._models import (
         build_grid_model,
         build_model,
@@ -68,14 +68,14 @@ def variant_main(name: str, pack: int, quick: bool, folder: Path) -> None:
             definition, [u for u in chunk for _ in range(k)], [*range(k)] * len(chunk)
         )
         grid_weights(model, [weights[p * k : (p + 1) * k] for p in range(len(chunk))], k)
-        trainer = JaxPackedTrainer(model, definition, len(folds), points=len(chunk))
+        trainer = JaxPackedLoop(model, definition, len(folds), points=len(chunk))
         histories = trainer.fit_folds(x, y, folds, epochs=epochs, seed=0)
         clear_compilations()
         accuracies += [h["val_accuracy"][-1] for h in histories]
         batches.append({"points": len(chunk), "seconds": time.perf_counter() - began})
     began = time.perf_counter()
     final = build_model(definition, points[0], seed=0)
-    history = JaxTrainer(final, definition.protocol).fit(
+    history = JaxFoldLoop(final, definition.protocol).fit(
         x, y, epochs=epochs, validation=test, seed=0
     )
     final_s = time.perf_counter() - began

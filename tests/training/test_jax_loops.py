@@ -50,9 +50,9 @@ from tuner.training import build_model, build_packed_model, dense_weights, pack_
 out = Path(sys.argv[1])
 backend = keras.backend.backend()
 if backend == "tensorflow":
-    from tuner.training._tf_loops import FastTrainer as Plain, PackedTrainer as Packed
+    from tuner.training._tf_loops import TFFoldLoop as Plain, TFPackedLoop as Packed
 else:
-    from tuner.training._jax_loops import JaxPackedTrainer as Packed, JaxTrainer as Plain
+    from tuner.training._jax_loops import JaxPackedLoop as Packed, JaxFoldLoop as Plain
 
 
 def data(n, seed):
@@ -98,7 +98,7 @@ for case, variant, optimizer in [
         Plain(model, definition.protocol).fit(x, y, epochs=2, validation=(x_val, y_val), seed=7)
     ]
     if optimizer != "adam":
-        continue  # TensorFlow's PackedTrainer runs Adam only
+        continue  # TensorFlow's TFPackedLoop runs Adam only
     packed = build_packed_model(definition, units, 3)
     if backend == "tensorflow":
         pack_weights(
@@ -123,14 +123,14 @@ from tests.helpers import synthetic_images
 from tuner.study import load_definitions
 from tuner.study import BUILTIN_STUDIES_DIR
 from tuner.training import build_model, build_packed_model, dense_weights, pack_weights
-from tuner.training._jax_loops import JaxPackedTrainer, JaxTrainer
+from tuner.training._jax_loops import JaxPackedLoop, JaxFoldLoop
 
 images, labels = synthetic_images(1500, seed=2)
 x, y = images.reshape(1500, 784).astype(np.float32) / 255, labels.astype(np.int32)
 definition = load_definitions(BUILTIN_STUDIES_DIR)["2layer"]  # BatchNorm + Dropout(0.5)
 model = build_model(definition, (64, 32), seed=1)
 start = model.get_weights()
-trainer = JaxTrainer(model, definition.protocol)
+trainer = JaxFoldLoop(model, definition.protocol)
 history = trainer.fit(x[:1000], y[:1000], epochs=4, validation=(x[1000:], y[1000:]), seed=0)
 evaluated = trainer.evaluate(x[1000:], y[1000:])
 trainer.reset(start)
@@ -139,7 +139,7 @@ again = trainer.fit(x[:1000], y[:1000], epochs=1, validation=(x[1000:], y[1000:]
 splits = [(np.r_[0:500, 1000:1500], np.arange(500, 1000)), (np.arange(500, 1500), np.arange(500))]
 packed = build_packed_model(definition, (64, 32), 2)
 pack_weights(packed, [dense_weights(build_model(definition, (64, 32), seed=s)) for s in (1, 2)])
-folds = JaxPackedTrainer(packed, definition, 2).fit_folds(x, y, splits, epochs=4, seed=0)
+folds = JaxPackedLoop(packed, definition, 2).fit_folds(x, y, splits, epochs=4, seed=0)
 print(json.dumps({"history": history, "evaluated": evaluated, "again": again, "folds": folds}))
 """
 

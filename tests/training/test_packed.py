@@ -14,10 +14,10 @@ from tuner.data._datasets import DEBIAN_FASHION_MNIST
 from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
 from tuner.training import (
     STRATEGIES,
-    FastTrainer,
     FoldTrainer,
     PackedDense,
-    PackedTrainer,
+    TFFoldLoop,
+    TFPackedLoop,
     build_model,
     build_packed_model,
     dense_weights,
@@ -38,9 +38,9 @@ def test_one_packed_step_equals_separate_steps_per_fold() -> None:
     separate = [build_model(definition, (32, 16), seed=s) for s in (1, 2)]
     packed = build_packed_model(definition, (32, 16), 2)
     pack_weights(packed, [dense_weights(model) for model in separate])
-    PackedTrainer(packed, definition, 2).fit_folds(x, y, splits, epochs=1, seed=0)
+    TFPackedLoop(packed, definition, 2).fit_folds(x, y, splits, epochs=1, seed=0)
     for index, (model, (train, _)) in enumerate(zip(separate, splits, strict=True)):
-        FastTrainer(model, definition.protocol).fit(
+        TFFoldLoop(model, definition.protocol).fit(
             x[train], y[train], epochs=1, validation=(x[:10], y[:10]), seed=0
         )
         dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]

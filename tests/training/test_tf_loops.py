@@ -13,7 +13,7 @@ from tests.helpers import synthetic_images
 from tuner.data import DatasetSpec, load_dataset, stratified_folds
 from tuner.data._datasets import DEBIAN_FASHION_MNIST
 from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
-from tuner.training import STRATEGIES, FastTrainer, FoldTrainer, build_model
+from tuner.training import STRATEGIES, FoldTrainer, TFFoldLoop, build_model
 
 DEFINITIONS = load_definitions(BUILTIN_STUDIES_DIR)
 
@@ -29,7 +29,7 @@ def test_fused_adam_step_equals_keras_adam_step() -> None:
     fast_model = build_model(definition, (64, 32), seed=5)
     keras_model = build_model(definition, (64, 32), seed=5)
     start = keras_model.get_weights()
-    FastTrainer(fast_model, definition.protocol).fit(x, y, epochs=1, validation=(x, y), seed=0)
+    TFFoldLoop(fast_model, definition.protocol).fit(x, y, epochs=1, validation=(x, y), seed=0)
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(
             keras.losses.sparse_categorical_crossentropy(y, keras_model(x, training=True))
@@ -52,7 +52,7 @@ def test_reset_makes_fits_repeatable_and_independent() -> None:
     x, y = data(360, seed=1)
     model = build_model(definition, (32, 16), seed=2)
     start = model.get_weights()
-    trainer = FastTrainer(model, definition.protocol)
+    trainer = TFFoldLoop(model, definition.protocol)
     first = trainer.fit(x, y, epochs=3, validation=(x, y), seed=7)
     trainer.reset(start)
     again = trainer.fit(x, y, epochs=3, validation=(x, y), seed=7)
@@ -69,7 +69,7 @@ def test_reported_metrics_match_an_independent_evaluation() -> None:
     x, y = data(300, seed=3)
     xv, yv = data(100, seed=4)
     model = build_model(definition, (32, 16), seed=2)
-    history = FastTrainer(model, definition.protocol).fit(
+    history = TFFoldLoop(model, definition.protocol).fit(
         x, y, epochs=2, validation=(xv, yv), seed=0
     )
     loss, accuracy = model.evaluate(xv, yv, verbose=0)

@@ -19,7 +19,7 @@ from tuner.api._options import WorkerOptions, check_known, documented
 from tuner.api._setup import names_list, output, quiet_optuna, select_backend
 from tuner.data import DataCache, Dataset, stratified_folds
 from tuner.progress import ProgressDisplay
-from tuner.scheduling import GridScheduler, RunReport, TrialRunner
+from tuner.scheduling import GridScheduler, RunSummary, TrialRunner
 from tuner.storages import mask_password, open_storage
 from tuner.study import StudyConfig, check_backend, load, resolve_study_names
 from tuner.training import training_strategy
@@ -54,7 +54,7 @@ def work_study(
     device: str,
     console: Console,
     scheduler: GridScheduler | None = None,
-) -> RunReport:
+) -> RunSummary:
     """Evaluate grid points of one study until every point is done, with progress shown."""
     from tuner.training import CrossValidation
 

@@ -15,7 +15,7 @@ from tuner.scheduling._heartbeat import Heartbeat
 from tuner.scheduling._runner import (
     Evaluate,
     EvaluateBatch,
-    RunReport,
+    RunSummary,
     TrialListener,
     TrialRunner,
 )
@@ -31,7 +31,7 @@ __all__ = [
     "GridScheduler",
     "GridState",
     "Heartbeat",
-    "RunReport",
+    "RunSummary",
     "TrialListener",
     "TrialRecorder",
     "TrialRunner",

@@ -43,7 +43,7 @@ class TrialListener(Protocol):
 
 
 @dataclass
-class RunReport:
+class RunSummary:
     """What one runner did, and where the grid stood when it stopped."""
 
     evaluated: int = 0
@@ -81,9 +81,9 @@ class TrialRunner:
         self.poll_seconds = poll_seconds
         self.listener = listener
 
-    def run(self) -> RunReport:
+    def run(self) -> RunSummary:
         """Claim and evaluate until every point is complete, given up, or held elsewhere."""
-        report = RunReport()
+        report = RunSummary()
         with interrupts_raise(), self._announced():
             while True:
                 self._raise_if_interrupted()  # asked to stop; its exception was lost

@@ -60,8 +60,7 @@ class StudyConfig:
         attrs = study.user_attrs
         if schema.DEFINITION not in attrs:
             raise TunerError(
-                f"study {shown(study.study_name)} was not created by tuner (no definition "
-                "recorded)"
+                f"study {shown(study.study_name)} was not created by tuner (no definition recorded)"
             )
         return cls(
             study_name=study.study_name,

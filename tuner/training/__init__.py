@@ -43,7 +43,7 @@ if TYPE_CHECKING:
         TrainingStrategy,
         training_strategy,
     )
-    from tuner.training._tf_loops import FastTrainer, PackedTrainer
+    from tuner.training._tf_loops import TFFoldLoop, TFPackedLoop
 
 _LOCATIONS = {
     "active_backend": "_backend",
@@ -73,8 +73,8 @@ _LOCATIONS = {
     "PackedLoop": "_strategies",
     "TrainingStrategy": "_strategies",
     "training_strategy": "_strategies",
-    "FastTrainer": "_tf_loops",
-    "PackedTrainer": "_tf_loops",
+    "TFFoldLoop": "_tf_loops",
+    "TFPackedLoop": "_tf_loops",
 }
 
 __all__ = [
@@ -82,13 +82,13 @@ __all__ = [
     "STRATEGIES",
     "STRATEGY_NAMES",
     "CrossValidation",
-    "FastTrainer",
     "FoldLoop",
     "FoldTrainer",
     "NonFiniteLossError",
     "PackedDense",
     "PackedLoop",
-    "PackedTrainer",
+    "TFFoldLoop",
+    "TFPackedLoop",
     "TrainingListener",
     "TrainingStrategy",
     "active_backend",

@@ -54,12 +54,12 @@ class BackendLoops(NamedTuple):
 def training_loops() -> BackendLoops:
     """The compiled loops of the active backend."""
     if active_backend() == "jax":
-        from tuner.training._jax_loops import JaxPackedTrainer, JaxTrainer
+        from tuner.training._jax_loops import JaxFoldLoop, JaxPackedLoop
 
-        return BackendLoops(JaxTrainer, JaxPackedTrainer)
-    from tuner.training._tf_loops import FastTrainer, PackedTrainer
+        return BackendLoops(JaxFoldLoop, JaxPackedLoop)
+    from tuner.training._tf_loops import TFFoldLoop, TFPackedLoop
 
-    return BackendLoops(FastTrainer, PackedTrainer)
+    return BackendLoops(TFFoldLoop, TFPackedLoop)
 
 
 def release_compiled() -> None:

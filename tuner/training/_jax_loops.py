@@ -1,8 +1,8 @@
 """The fast training loops on Keras' JAX backend: whole epochs as one jitted XLA program.
 
 Invariant: for the same Keras model, initial weights, protocol, data and seed, these
-trainers take exactly the steps the TensorFlow trainers (``FastTrainer`` and
-``PackedTrainer`` in :mod:`tuner.training._tf_loops`) take and report the same history,
+trainers take exactly the steps the TensorFlow trainers (``TFFoldLoop`` and
+``TFPackedLoop`` in :mod:`tuner.training._tf_loops`) take and report the same history,
 so a study's numbers do not depend on the backend beyond float rounding (and Dropout's
 masks, which each backend draws from its own generator). That holds because everything
 that decides a step is the same:
@@ -378,10 +378,10 @@ class _JaxLoop:
         return state, loss_sum / len(order), correct / len(order)
 
 
-class JaxTrainer(_JaxLoop):
+class JaxFoldLoop(_JaxLoop):
     """Trains one Keras model (JAX backend) repeatedly, one fold after another.
 
-    The JAX twin of the TensorFlow ``FastTrainer``: same constructor, same ``reset``,
+    The JAX twin of the TensorFlow ``TFFoldLoop``: same constructor, same ``reset``,
     ``fit`` and ``evaluate``, same batches and the same history.
 
     Args:
@@ -458,10 +458,10 @@ class JaxTrainer(_JaxLoop):
         return float(loss), float(accuracy)
 
 
-class JaxPackedTrainer(_JaxLoop):
+class JaxPackedLoop(_JaxLoop):
     """Trains a packed model's k folds at once (JAX backend).
 
-    The JAX twin of the TensorFlow ``PackedTrainer``: the same per-fold batches (every
+    The JAX twin of the TensorFlow ``TFPackedLoop``: the same per-fold batches (every
     fold cut to the shortest fold's length, one batch of each fold per step) and the
     same per-fold histories.
 

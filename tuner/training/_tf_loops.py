@@ -14,7 +14,7 @@ size, shuffling and per-epoch metrics, but
 
 Other optimizers use the Keras optimizer inside the same loop.
 
-:class:`PackedTrainer` runs the same loop over a packed model
+:class:`TFPackedLoop` runs the same loop over a packed model
 (:func:`tuner.training._models.build_packed_model`): the loss is the sum of the folds'
 mean losses, so each weight slice gets exactly its own fold's gradient, and Adam, being
 element-wise, updates each slice as alone. What differs from separate fits: each step
@@ -38,7 +38,7 @@ EVAL_BATCH = 8192
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
-class FastTrainer:
+class TFFoldLoop:
     """Trains one compiled Keras model, repeatedly (one fold after another)."""
 
     def __init__(self, model: keras.Model, protocol: TrainingProtocol) -> None:
@@ -172,7 +172,7 @@ class FastTrainer:
         return float(loss), float(accuracy)
 
 
-class PackedTrainer(FastTrainer):
+class TFPackedLoop(TFFoldLoop):
     """The fast trainer's loop and fused Adam, over k folds at once.
 
     With ``points > 1`` the model is a grid model (``build_grid_model``): each fold's
