@@ -19,12 +19,13 @@ from tuner.scheduling._runner import (
     TrialListener,
     TrialRunner,
 )
-from tuner.scheduling._scheduler import ClaimedTrial, GridScheduler, TrialRecorder
+from tuner.scheduling._scheduler import DUPLICATE_CLAIM, ClaimedTrial, GridScheduler, TrialRecorder
 from tuner.scheduling._signals import interrupts_raise
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_STALE_ATTEMPTS",
+    "DUPLICATE_CLAIM",
     "ClaimedTrial",
     "Evaluate",
     "EvaluateBatch",

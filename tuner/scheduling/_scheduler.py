@@ -10,8 +10,11 @@ one COMPLETE trial**, however many workers run, on however many machines.
    trials whose heartbeat went stale, reads the trials, and picks the lowest grid ids
    that are not COMPLETE, not RUNNING, and not given up. It creates those trials already
    RUNNING with their parameters and ``grid_id`` set (exactly what GridSampler would
-   record), and records their first heartbeat before letting go of the lock. Two
-   workers can therefore never hold the same point.
+   record), and records their first heartbeat before letting go of the lock. Each
+   point's holder is also recorded in a table whose key the database enforces
+   (:func:`tuner.storages.take_point`): should the lock be lost mid-claim, a second
+   claim of a point fails there and gives its trial back. Two workers can therefore
+   never hold the same point.
 2. **Heartbeat.** While points train, a thread records their heartbeats; a SIGKILLed
    worker's trials go stale after the grace period and the next claim fails them.
 3. **Fail, retry, give up.** A failed trial records its reason; errors are retried up to
@@ -49,11 +52,15 @@ from tuner.storages import (
     claim_lock,
     find_stale_trials,
     find_trials_without_heartbeat,
+    take_point,
     with_retries,
 )
 from tuner.study import FoldResult, StudyDefinition, completed_folds, running_trial_template, schema
 
 log = logging.getLogger(__name__)
+
+DUPLICATE_CLAIM = "claimed twice: the database holds this point for another worker's trial"
+"""Why a trial that lost its point to another worker's claim was given back."""
 
 
 @dataclass(frozen=True)
@@ -232,6 +239,12 @@ class GridScheduler:
                             trial_id, "claim failed before its first heartbeat"
                         )
                         raise
+                    if not take_point(self.storage, self.study_id, grid_id, trial_id):
+                        # Only if the lock was lost mid-claim (its connection dropped):
+                        # another worker holds the point, and the database says so.
+                        self._give_back_unstarted(trial_id, DUPLICATE_CLAIM)
+                        log.warning("grid point %s is held by another worker; skipped", grid_id)
+                        continue
                     claims.append(self._claimed(trial_id, template))
                     state.running.add(grid_id)
             except (KeyboardInterrupt, WorkerInterrupted):
@@ -342,8 +355,9 @@ class GridScheduler:
             system_attrs = {
                 key: frozen.system_attrs[key] for key in (schema.GRID_ID, schema.SEARCH_SPACE)
             }
-            self.study.add_trial(
-                optuna.trial.create_trial(
+            salvaged = self.storage.create_new_trial(
+                self.study_id,
+                template_trial=optuna.trial.create_trial(
                     params=frozen.params,
                     distributions=frozen.distributions,
                     value=value,
@@ -353,8 +367,9 @@ class GridScheduler:
                         **frozen.intermediate_values,
                         **(recorder.intermediate if recorder else {}),
                     },
-                )
+                ),
             )
+            take_point(self.storage, self.study_id, claim.grid_id, salvaged)
         log.warning("trial %s was declared stale while it ran; its result is kept", claim.number)
         return True
 

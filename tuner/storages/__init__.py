@@ -19,6 +19,7 @@ from tuner.storages._optuna_internals import (
     find_trials_without_heartbeat,
     recent_durations,
 )
+from tuner.storages._point_claims import POINT_CLAIMS, point_holder, take_point
 from tuner.storages._rdb import DEFAULT_HEARTBEAT_SECONDS, SCHEMA_LOCK, open_storage
 from tuner.storages._retry import with_retries
 from tuner.storages._url import (
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_STORAGE",
     "DIALECTS",
     "LOCK_TIMEOUT_SECONDS",
+    "POINT_CLAIMS",
     "SCHEMA_LOCK",
     "SUPPORTED_DIALECTS",
     "Dialect",
@@ -48,8 +50,10 @@ __all__ = [
     "mask_password",
     "open_storage",
     "parse_url",
+    "point_holder",
     "recent_durations",
     "resolve_url",
     "sqlite_path",
+    "take_point",
     "with_retries",
 ]

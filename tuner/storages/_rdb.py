@@ -2,7 +2,8 @@
 
 Bare Optuna leaves this to the user: WAL and a long busy timeout on SQLite, a
 pre-pinged pool on PostgreSQL and MySQL, heartbeats everywhere, and table creation
-serialised (two processes creating Optuna's tables at once collide). What differs per
+serialised (two processes creating Optuna's tables at once collide), and tuner's own
+table of point holders beside Optuna's (:mod:`tuner.storages._point_claims`). What differs per
 dialect is its row in :mod:`tuner.storages._dialects`. Every failure becomes one
 :class:`~tuner.errors.TunerError` naming the masked URL.
 """
@@ -13,6 +14,7 @@ import optuna
 
 from tuner.errors import TunerError
 from tuner.storages._dialects import claim_lock, dialect_of
+from tuner.storages._point_claims import create_point_claims
 from tuner.storages._url import failure_reason, mask_password
 
 DEFAULT_HEARTBEAT_SECONDS = 10
@@ -40,12 +42,14 @@ def open_storage(
         # once on a new database collide ("table ... already exists"): serialise it.
         with claim_lock(url, SCHEMA_LOCK):
             dialect.after_open(url)
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
                 engine_kwargs=dialect.engine_options(url, pool_size),
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period or 3 * heartbeat_interval,
             )
+            create_point_claims(storage.engine)
+            return storage
     except TunerError:
         raise
     except Exception as exc:
