@@ -102,19 +102,13 @@ def run(workers: int, points: int, direct_url: str, pooled_url: str) -> dict[str
     with tempfile.TemporaryDirectory(prefix="tuner-fleet-") as folder:
         start_line = Path(folder)
         command = [sys.executable, __file__, "--child", pooled_url, "fleet", str(start_line)]
-        # Started in waves of 8: 64 processes opening the storage at once on 2 cores held
-        # PgBouncer's server connections so long that waiting clients hit its
-        # query_wait_timeout (120 s). Start-up is not measured, so waves change no figure.
-        procs: list[subprocess.Popen[str]] = []
-        while len(procs) < workers:
-            wave = min(8, workers - len(procs))
-            procs += [
-                subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(wave)
-            ]
-            while len(list(start_line.glob("ready-*"))) < len(procs):
-                if any(p.poll() is not None for p in procs):
-                    raise RuntimeError("a worker exited before the start line")
-                time.sleep(0.1)
+        procs = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(workers)
+        ]
+        while len(list(start_line.glob("ready-*"))) < workers:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a worker exited before the start line")
+            time.sleep(0.1)
         (start_line / "go").touch()
         results = []
         for proc in procs:

@@ -170,10 +170,13 @@ def running_pgbouncer(server: PostgresServer, pool_size: int) -> Iterator[int]:
         shutil.chown(base, "postgres", "postgres")
         for child in base.iterdir():
             shutil.chown(child, "postgres", "postgres")
+    # Its log goes to the logfile; what it also writes to stderr (every connection) goes
+    # nowhere: a pipe nobody reads fills after a few hundred connections and then blocks
+    # PgBouncer itself (seen with 64 workers in bench/fleet.py: every client stalled).
     process = subprocess.Popen(
         [*server.as_postgres, str(PGBOUNCER), str(base / "pgbouncer.ini")],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         import socket
