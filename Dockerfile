@@ -20,6 +20,10 @@ ENV PYTHONUNBUFFERED=1 \
     KERAS_BACKEND=${BACKEND} \
     TUNER_ARTIFACTS=/artifacts
 
+# DL3008 (pin apt versions): the base image's tag pins the release, bookworm; a stable
+# release's archive holds only a package's current version, so an exact pin would break the
+# build at the next point release instead of taking its fixes.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends dataset-fashion-mnist \
     && rm -rf /var/lib/apt/lists/*
@@ -27,6 +31,9 @@ RUN apt-get update \
 WORKDIR /app
 # The dependencies: an empty stand-in package lets pip resolve pyproject.toml's extras.
 COPY pyproject.toml ./
+# DL3013 (pin pip versions): what is installed here is tuner's own extras; the versions
+# they allow are pyproject.toml's ranges, the same as a pip install of tuner anywhere.
+# hadolint ignore=DL3013
 RUN case "${BACKEND}-${DEVICE}" in \
         tensorflow-cpu) extras=postgres,mysql ;; \
         tensorflow-gpu) extras=postgres,mysql,gpu ;; \
@@ -45,10 +52,13 @@ COPY tuner ./tuner
 RUN pip install --no-deps . && rm -rf build ./*.egg-info
 
 # The named volumes mount here: created owned by tuner, so they are writable by it.
-RUN useradd --create-home --uid 1000 tuner \
+RUN groupadd --gid 1000 tuner \
+    && useradd --create-home --uid 1000 --gid 1000 tuner \
     && mkdir -p /artifacts /home/tuner/.keras \
     && chown tuner /artifacts /home/tuner/.keras
-USER tuner
+# By number: a runtime can then check it is not root (Kubernetes' runAsNonRoot) without
+# reading the image's /etc/passwd.
+USER 1000:1000
 
 ENTRYPOINT ["tuner"]
 CMD ["worker", "--variant", "all"]
