@@ -49,14 +49,16 @@ def test_claims_take_the_lowest_waiting_points_with_their_parameters(tiny: TinyS
 def test_complete_marks_the_trial_and_the_grid_finishes(tiny: TinyStudy) -> None:
     scheduler = tiny.scheduler()
     claims, _ = scheduler.claim(3)
-    for claim in claims:
-        scheduler.recorder(claim).set_user_attrs(**{schema.ACCURACY_STD: 0.01})
-        scheduler.recorder(claim).report(0.5, step=0)
+    recorders = scheduler.recorders(claims)
+    for claim, recorder in zip(claims, recorders, strict=True):
+        recorder.set_user_attrs(**{schema.ACCURACY_STD: 0.01})
+        recorder.record_epoch(1, 0.5)
+        recorder.flush_curve()
         assert scheduler.complete(claim, 0.25 + claim.grid_id / 10)
     trials = tiny.study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert trials[0].user_attrs[schema.ACCURACY_STD] == 0.01
-    assert trials[0].intermediate_values == {0: 0.5}
+    assert trials[0].intermediate_values == {1: 0.5}
     state = scheduler.grid_state()
     assert state.complete == {0, 1, 2} and not state.running
     assert scheduler.claim(1)[0] == []
@@ -94,7 +96,7 @@ def test_a_new_attempt_is_handed_the_folds_an_interrupted_one_finished(tiny: Tin
         "seconds": 1.0,
         "history": {key: [0.5] for key in schema.HISTORY_KEYS},
     }
-    scheduler.recorder(first).set_user_attrs(**{schema.fold_key(0): fold_zero})
+    scheduler.recorders([first])[0].set_user_attrs(**{schema.fold_key(0): fold_zero})
     scheduler.release([first], "interrupted by SIGINT")
     failed = by_id(tiny)[first.trial_id]
     assert failed.state == TrialState.FAIL and failed.system_attrs[schema.INTERRUPTED] is True
@@ -131,7 +133,7 @@ def test_a_result_reaped_while_training_is_salvaged_when_nobody_took_the_point(
 ) -> None:
     scheduler = tiny.scheduler()
     (claim,), _ = scheduler.claim(1)
-    scheduler.recorder(claim).set_user_attrs(**{schema.FOLD_ACCURACIES: [0.7, 0.7, 0.7]})
+    scheduler.recorders([claim])[0].set_user_attrs(**{schema.FOLD_ACCURACIES: [0.7, 0.7, 0.7]})
     time.sleep(3.5)  # a long pause: the heartbeat stops, the grace period passes
     assert tiny.scheduler().reap_stale() == [claim.trial_id]
     assert scheduler.complete(claim, 0.7)
@@ -180,19 +182,20 @@ def test_a_running_trial_that_never_beat_is_reaped_after_the_grace_period(
 def test_writes_refused_after_reaping_are_kept_and_salvaged(tiny: TinyStudy) -> None:
     scheduler = tiny.scheduler()
     (claim,), _ = scheduler.claim(1)
-    recorder = scheduler.recorder(claim)
+    (recorder,) = scheduler.recorders([claim])
     recorder.set_user_attrs(**{schema.fold_key(0): {"accuracy": 0.6}})
     time.sleep(3.5)  # the worker froze past the grace period
     assert tiny.scheduler().reap_stale() == [claim.trial_id]
     # Training went on: these writes are refused by the storage but must not be lost.
     recorder.set_user_attrs(**{schema.FOLD_ACCURACIES: [0.6, 0.7, 0.8]})
-    recorder.report(0.7, step=2)
+    recorder.record_epoch(2, 0.7)
+    recorder.flush_curve()
     assert recorder.reaped
     assert scheduler.complete(claim, 0.7, recorder)
     (kept,) = tiny.study.get_trials(states=(TrialState.COMPLETE,))
     assert kept.user_attrs[schema.fold_key(0)] == {"accuracy": 0.6}
     assert kept.user_attrs[schema.FOLD_ACCURACIES] == [0.6, 0.7, 0.8]
-    assert kept.intermediate_values == {2: 0.7}
+    assert kept.intermediate_values == {2: 0.7}  # the curve, refused then salvaged
     assert kept.system_attrs[schema.GRID_ID] == claim.grid_id
 
 

@@ -53,6 +53,11 @@ def test_runner_with_cross_validation_records_every_fold(
         assert trial.user_attrs[schema.TRAINER] == trainer
         assert trial.user_attrs[schema.PID] > 0 and trial.user_attrs[schema.HOST]
         assert trial.user_attrs[schema.UNITS] == [trial.params["l1"], 8]
-        assert sorted(trial.intermediate_values) == [0, 1, 2]
+        # The learning curve: per epoch, the mean validation accuracy over the folds.
+        assert sorted(trial.intermediate_values) == [1, 2]
+        histories = [trial.user_attrs[schema.fold_key(f)]["history"] for f in range(3)]
+        for epoch in (1, 2):
+            mean = sum(h["val_accuracy"][epoch - 1] for h in histories) / 3
+            assert trial.intermediate_values[epoch] == pytest.approx(mean)
     # The synthetic classes are easy: the widest point learns well above chance.
     assert max(t.value for t in trials) > 0.3

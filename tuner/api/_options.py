@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 from tuner.errors import TunerError
+from tuner.scheduling import DEFAULT_CURVE_INTERVAL
 from tuner.storages import DEFAULT_HEARTBEAT_SECONDS, resolve_url
 from tuner.study import BACKENDS
 from tuner.training import DEFAULT_STRATEGY, STRATEGY_NAMES
@@ -219,6 +220,14 @@ class WorkerOptions(Options):
         "announced themselves (tuner launch --workers N sets it).",
         minimum=1,
         maximum=1_000_000,
+    )
+    curve_interval: int = option(
+        DEFAULT_CURVE_INTERVAL,
+        "Seconds between two writes of the running trials' learning curves to the storage "
+        "(what the dashboard and tuner status show live; one transaction per batch).",
+        minimum=1,
+        maximum=3600,
+        forwarded=True,
     )
     live: bool = option(True, "Live progress bars when on a terminal.", hidden=True)
     verbose: bool = option(False, "Log more, Optuna's messages included.")

@@ -42,6 +42,7 @@ def study_scheduler(
         max_attempts=options.max_attempts,
         max_stale_attempts=options.max_stale_attempts,
         expected_workers=options.expected_workers,
+        curve_interval=options.curve_interval,
     )
 
 

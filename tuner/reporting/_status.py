@@ -25,10 +25,32 @@ RECENT_TRIALS = 50
 
 @dataclass(frozen=True)
 class RunningTrial:
+    """A trial in training, as its learning curve in the storage shows it.
+
+    Attributes:
+        number: The trial's number.
+        units: Its grid point.
+        worker: ``host/pid`` of the worker training it.
+        since: When it started (the worker's clock).
+        epoch: The last epoch its curve reached (None before the first is written).
+        epochs: Epochs per fold in its study.
+        accuracy: Its mean validation accuracy over the folds at ``epoch``.
+    """
+
     number: int
     units: str
     worker: str
     since: datetime.datetime | None
+    epoch: int | None = None
+    epochs: int | None = None
+    accuracy: float | None = None
+
+    def eta_seconds(self, now: datetime.datetime) -> float | None:
+        """Seconds left at the pace of its epochs so far (None before the first epoch)."""
+        if self.since is None or not self.epoch or self.epochs is None:
+            return None
+        elapsed = (now - self.since).total_seconds()
+        return max(0.0, elapsed / self.epoch * (self.epochs - self.epoch))
 
 
 @dataclass(frozen=True)
@@ -80,6 +102,11 @@ def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> St
             units=" ".join(f"{k}={v}" for k, v in t.params.items()),
             worker=f"{t.user_attrs.get(schema.HOST, '?')}/{t.user_attrs.get(schema.PID, '?')}",
             since=t.datetime_start,
+            epoch=max(t.intermediate_values, default=None),
+            epochs=config.epochs,
+            accuracy=t.intermediate_values[max(t.intermediate_values)]
+            if t.intermediate_values
+            else None,
         )
         for t in running_trials
     ]
@@ -137,10 +164,18 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
                 if trial.since
                 else ""
             )
+            progress = (
+                f"; epoch {trial.epoch}/{trial.epochs}, val accuracy {trial.accuracy:.4f}, "
+                f"ETA {_duration(trial.eta_seconds(now))}"
+                if trial.epoch is not None and trial.accuracy is not None
+                else ""
+            )
             console.print(
-                f"  {status.name}: trial {trial.number} [{trial.units}] on {trial.worker} {since}",
+                f"  {status.name}: trial {trial.number} [{trial.units}] on {trial.worker} "
+                f"{since}{progress}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
         if status.last_failure:
             console.print(

@@ -6,6 +6,7 @@ it is handed through an ``evaluate`` callable. Neither imports a deep-learning
 framework, so ``tuner status`` and the claim protocol stay light and testable.
 """
 
+from tuner.scheduling._curves import DEFAULT_CURVE_INTERVAL, CurveWriter
 from tuner.scheduling._grid_state import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_STALE_ATTEMPTS,
@@ -23,10 +24,12 @@ from tuner.scheduling._scheduler import DUPLICATE_CLAIM, ClaimedTrial, GridSched
 from tuner.scheduling._signals import interrupts_raise
 
 __all__ = [
+    "DEFAULT_CURVE_INTERVAL",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_STALE_ATTEMPTS",
     "DUPLICATE_CLAIM",
     "ClaimedTrial",
+    "CurveWriter",
     "Evaluate",
     "EvaluateBatch",
     "GridScheduler",

@@ -140,7 +140,7 @@ class TrialRunner:
         assert self.evaluate_batch is not None
         if self.listener:
             self.listener.batch_started([c.number for c in claims], [c.label for c in claims])
-        recorders = [self.scheduler.recorder(claim) for claim in claims]
+        recorders = self.scheduler.recorders(claims)
         try:
             outcomes = self.evaluate_batch(claims, recorders)
         except Exception as exc:
@@ -156,7 +156,7 @@ class TrialRunner:
         """Evaluate one claimed trial; True when it ended COMPLETE."""
         if self.listener:
             self.listener.trial_started(claim.number, claim.label)
-        recorder = self.scheduler.recorder(claim)
+        (recorder,) = self.scheduler.recorders([claim])
         try:
             outcome: float | Exception = self.evaluate(claim, recorder)
         except Exception as exc:

@@ -44,6 +44,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import TunerError, WorkerInterrupted
 from tuner.progress import format_units
+from tuner.scheduling._curves import DEFAULT_CURVE_INTERVAL, CurveWriter
 from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_STALE_ATTEMPTS, GridState
 from tuner.scheduling._heartbeat import Heartbeat
 from tuner.storages import (
@@ -77,7 +78,7 @@ class ClaimedTrial:
 
 
 class TrialRecorder:
-    """Writes one held trial's attributes and intermediate values, riding out DB blips.
+    """Writes one held trial's attributes and learning curve, riding out DB blips.
 
     A trial can be declared stale while it still trains (a pause longer than the grace
     period: a frozen VM, a long database outage, a starved machine). Its writes are then
@@ -85,8 +86,10 @@ class TrialRecorder:
     result from what the recorder kept (nothing computed is lost).
     """
 
-    def __init__(self, storage: optuna.storages.RDBStorage, claim: ClaimedTrial) -> None:
-        self.storage, self.claim = storage, claim
+    def __init__(
+        self, storage: optuna.storages.RDBStorage, claim: ClaimedTrial, curves: CurveWriter
+    ) -> None:
+        self.storage, self.claim, self.curves = storage, claim, curves
         self.recorded: dict[str, Any] = {}
         self.intermediate: dict[int, float] = {}
         self.reaped = False
@@ -101,13 +104,24 @@ class TrialRecorder:
                 f"recording {key} on trial {self.claim.number}",
             )
 
-    def report(self, value: float, step: int) -> None:
-        """Record an intermediate value (the running mean over folds)."""
-        self.intermediate[step] = value
-        self._write(
-            lambda: self.storage.set_trial_intermediate_value(self.claim.trial_id, step, value),
-            f"reporting step {step} of trial {self.claim.number}",
-        )
+    def record_epoch(self, epoch: int, value: float) -> None:
+        """Record the point's learning curve at ``epoch`` (an intermediate value, step =
+        epoch): written with the batch's other curves, at most every few seconds."""
+        self.curves.add(self, epoch, value)
+
+    def flush_curve(self) -> None:
+        """Write what the batch's curves hold now (at the end of training)."""
+        self.curves.flush()
+
+    def mark_reaped(self) -> None:
+        """The trial was declared stale: keep its writes for salvage from now on."""
+        if not self.reaped:
+            self.reaped = True
+            log.warning(
+                "trial %s was declared stale while it trained; training goes on and its "
+                "result will be salvaged if nobody has retaken the point",
+                self.claim.number,
+            )
 
     def _write(self, action: Any, what: str) -> None:
         if self.reaped:
@@ -115,12 +129,7 @@ class TrialRecorder:
         try:
             with_retries(action, what)
         except optuna.exceptions.UpdateFinishedTrialError:
-            self.reaped = True
-            log.warning(
-                "trial %s was declared stale while it trained; training goes on and its "
-                "result will be salvaged if nobody has retaken the point",
-                self.claim.number,
-            )
+            self.mark_reaped()
 
 
 class GridScheduler:
@@ -137,6 +146,7 @@ class GridScheduler:
         expected_workers: Workers known to be starting on this study together (``tuner
             launch --workers N``, a fleet): fair shares count at least this many, so the
             first to claim does not take the whole grid before the others announce.
+        curve_interval: Least seconds between two writes of a batch's learning curves.
     """
 
     def __init__(
@@ -149,6 +159,7 @@ class GridScheduler:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         max_stale_attempts: int = DEFAULT_MAX_STALE_ATTEMPTS,
         expected_workers: int = 1,
+        curve_interval: float = DEFAULT_CURVE_INTERVAL,
     ) -> None:
         if expected_workers < 1:
             raise ValueError(f"expected workers must be positive, got {expected_workers}")
@@ -159,6 +170,7 @@ class GridScheduler:
         self.max_attempts = max_attempts
         self.max_stale_attempts = max_stale_attempts
         self.expected_workers = expected_workers
+        self.curve_interval = curve_interval
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self.worker_id = f"{socket.gethostname()}/{os.getpid()}"
         self._ledger = TrialLedger(
@@ -315,9 +327,11 @@ class GridScheduler:
             on_beat=self.announce,
         )
 
-    def recorder(self, claim: ClaimedTrial) -> TrialRecorder:
-        """Where the evaluation of a claimed trial records what it measures."""
-        return TrialRecorder(self.storage, claim)
+    def recorders(self, claims: list[ClaimedTrial]) -> list[TrialRecorder]:
+        """Where the evaluation of claimed trials records what they measure; their
+        learning curves are written together (one transaction), throttled."""
+        curves = CurveWriter(self.storage, self.curve_interval)
+        return [TrialRecorder(self.storage, claim, curves) for claim in claims]
 
     def complete(
         self, claim: ClaimedTrial, value: float, recorder: TrialRecorder | None = None

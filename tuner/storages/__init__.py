@@ -18,6 +18,7 @@ from tuner.storages._optuna_internals import (
     find_stale_trials,
     find_trials_without_heartbeat,
     recent_durations,
+    set_intermediate_values,
 )
 from tuner.storages._point_claims import POINT_CLAIMS, point_holder, take_point
 from tuner.storages._rdb import DEFAULT_HEARTBEAT_SECONDS, SCHEMA_LOCK, open_storage
@@ -53,6 +54,7 @@ __all__ = [
     "point_holder",
     "recent_durations",
     "resolve_url",
+    "set_intermediate_values",
     "sqlite_path",
     "take_point",
     "with_retries",

@@ -1,6 +1,6 @@
 """The one place tuner reaches past Optuna's public API, each use pinned by a test.
 
-Two needs have no public answer:
+Three needs have no public answer:
 
 * **Which trials are stale, with a reason recorded.** Optuna's public reaper
   (``optuna.storages.fail_stale_trials``) finishes a trial before anyone can record why
@@ -12,9 +12,14 @@ Two needs have no public answer:
   1,000 trials and 6 s at 5,000); a claim needs only each trial's state and three small
   system attributes, and only for trials it has not seen finished.
 
-Both read Optuna's RDB tables (``trials``, ``trial_system_attributes``,
-``trial_heartbeats``) through the storage's public ``engine``. Rows are only read,
-never written: writes go through the storage's public methods.
+* **Many trials' learning curves in one transaction.** A grid batch writes each running
+  point's per-epoch value; one public call (one transaction) per value would put a
+  16-worker fleet's many points on the database each epoch. Optuna's own writer of one
+  value runs once per value inside a single session and commit.
+
+The reads use Optuna's RDB tables (``trials``, ``trial_system_attributes``,
+``trial_heartbeats``) through the storage's public ``engine``; the one write goes
+through Optuna's own per-value writer and session, never raw SQL.
 ``tests/storages/test_optuna_internals.py`` fails loudly if an Optuna release changes
 any of it.
 """
@@ -64,6 +69,35 @@ _DURATIONS = sqlalchemy.text(
     LIMIT :limit
     """
 ).columns(datetime_start=sqlalchemy.DateTime, datetime_complete=sqlalchemy.DateTime)
+
+
+_STATES = sqlalchemy.text("SELECT trial_id, state FROM trials WHERE trial_id IN :ids").bindparams(
+    sqlalchemy.bindparam("ids", expanding=True)
+)
+
+
+def set_intermediate_values(
+    storage: optuna.storages.RDBStorage, values: Sequence[tuple[int, int, float]]
+) -> set[int]:
+    """Write ``(trial_id, step, value)`` intermediate values in one transaction.
+
+    Values of trials that are no longer RUNNING (reaped as stale meanwhile) are skipped;
+    their ids are returned. A trial finished between the check and the write fails the
+    transaction with Optuna's ``UpdateFinishedTrialError``, as its public call would.
+    """
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    ids = sorted({trial_id for trial_id, _, _ in values})
+    if not ids:
+        return set()
+    with storage.engine.connect() as connection:
+        states: dict[int, Any] = dict(connection.execute(_STATES, {"ids": ids}).all())
+    finished = {t for t in ids if t not in states or _state(states[t]) != TrialState.RUNNING}
+    with _create_scoped_session(storage.scoped_session, True) as session:
+        for trial_id, step, value in values:
+            if trial_id not in finished:
+                storage._set_trial_intermediate_value_without_commit(session, trial_id, step, value)
+    return finished
 
 
 def recent_durations(storage: optuna.storages.RDBStorage, study_id: int, limit: int) -> list[float]:

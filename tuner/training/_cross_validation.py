@@ -1,8 +1,10 @@
 """The cross-validation objective: one grid point, k folds, mean validation accuracy.
 
 Everything the report and the dashboard later need is recorded on the trial as it
-happens: each fold's accuracy, loss and per-epoch curves, and the running mean as an
-intermediate value, so a half-finished trial already shows progress.
+happens: while it trains, the point's learning curve (per epoch, its mean validation
+accuracy over the folds, as the trial's intermediate values); as each fold ends, its
+accuracy, loss and per-epoch curves. A running trial therefore shows its progress in
+the storage, to any machine.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import socket
 import time
 import zlib
+from collections.abc import Callable
 from typing import Protocol
 
 import keras
@@ -47,13 +50,61 @@ class NonFiniteLossError(PermanentTrialError):
     """Training diverged; re-running the same point would diverge again, so no retry."""
 
 
-class _EpochRelay(keras.callbacks.Callback):
-    def __init__(self, listener: TrainingListener) -> None:
+FoldEpoch = Callable[[dict[int, float], int], None]
+"""Told, at an epoch's end (from 1), the validation accuracy each training fold reached."""
+
+
+class PointCurve:
+    """One grid point's learning curve, recorded on its trial while it trains.
+
+    At epoch ``e`` the value is the point's mean validation accuracy over the folds that
+    have reached epoch ``e`` (all of them once training ends: the trial's value is the
+    last epoch's). Folds reused from an earlier attempt count from the start.
+    """
+
+    def __init__(self, recorder: TrialRecorder, folds: int) -> None:
+        self.recorder = recorder
+        self.by_fold: list[dict[int, float]] = [{} for _ in range(folds)]
+
+    def at(self, epoch: int) -> float:
+        """The mean over the folds that reached ``epoch``."""
+        return float(np.mean([fold[epoch] for fold in self.by_fold if epoch in fold]))
+
+    def folds_reached(self, values: dict[int, float], epoch: int) -> None:
+        """Folds (by index) reached ``epoch`` with these validation accuracies."""
+        for fold, value in values.items():
+            self.by_fold[fold][epoch] = value
+        self.recorder.record_epoch(epoch, self.at(epoch))
+
+    def fold_known(self, fold: int, history: dict[str, list[float]]) -> None:
+        """A fold trained already (reused): its whole curve counts."""
+        epochs = range(1, len(history["val_accuracy"]) + 1)
+        self.by_fold[fold].update(zip(epochs, history["val_accuracy"], strict=True))
+        for epoch in epochs:
+            self.recorder.record_epoch(epoch, self.at(epoch))
+
+
+def _epoch_relay(
+    listener: TrainingListener | None, fold: int, on_fold_epoch: FoldEpoch | None
+) -> Callable[[int, dict[str, float]], None]:
+    """One fold's epoch callback: the progress display, and the point's curve."""
+
+    def relay(epoch: int, logs: dict[str, float]) -> None:
+        if listener:
+            listener.epoch_ended(epoch, logs)
+        if on_fold_epoch:
+            on_fold_epoch({fold: float(logs["val_accuracy"])}, epoch)
+
+    return relay
+
+
+class _KerasEpochs(keras.callbacks.Callback):
+    def __init__(self, relay: Callable[[int, dict[str, float]], None]) -> None:
         super().__init__()
-        self.listener = listener
+        self.relay = relay
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        self.listener.epoch_ended(epoch + 1, dict(logs or {}))
+        self.relay(epoch + 1, dict(logs or {}))
 
 
 def fold_seed(base_seed: int, units: tuple[int, ...], fold: int) -> int:
@@ -83,14 +134,14 @@ class FoldTrainer:
         split: tuple[np.ndarray, np.ndarray],
         epochs: int,
         seed: int,
-        listener: TrainingListener | None,
+        relay: Callable[[int, dict[str, float]], None],
     ) -> dict[str, list[float]]:
         train_index, val_index = split
         x_train, y_train = dataset.x_train[train_index], dataset.y_train[train_index]
         validation = (dataset.x_train[val_index], dataset.y_train[val_index])
         model = build_model(self.definition, self.units, seed=seed)
         if not self.strategy.compiled_loop:
-            callbacks = [_EpochRelay(listener)] if listener else []
+            callbacks = [_KerasEpochs(relay)]
             fitted: dict[str, list[float]] = model.fit(
                 x_train,
                 y_train,
@@ -112,7 +163,7 @@ class FoldTrainer:
             epochs=epochs,
             validation=validation,
             seed=seed,
-            on_epoch_end=listener.epoch_ended if listener else None,
+            on_epoch_end=relay,
         )
 
     def train_packed(
@@ -124,6 +175,7 @@ class FoldTrainer:
         base_seed: int,
         n_folds: int | None = None,
         listener: TrainingListener | None = None,
+        on_fold_epoch: FoldEpoch | None = None,
     ) -> dict[int, FoldResult]:
         """Train the given folds at once, each from the weights a separate fit would use."""
         started = time.perf_counter()
@@ -148,6 +200,11 @@ class FoldTrainer:
             epochs=epochs,
             seed=fold_seed(base_seed, self.units, folds[0]),
             on_epoch_end=listener.epoch_ended if listener else None,
+            on_models_epoch=(
+                (lambda epoch, values: on_fold_epoch(dict(zip(folds, values, strict=True)), epoch))
+                if on_fold_epoch
+                else None
+            ),
         )
         seconds = (time.perf_counter() - started) / len(folds)
         results = {}
@@ -172,10 +229,12 @@ class FoldTrainer:
         epochs: int,
         seed: int,
         listener: TrainingListener | None = None,
+        on_fold_epoch: FoldEpoch | None = None,
     ) -> FoldResult:
         """Train fresh weights on one fold's training part, validate on its held-out part."""
         started = time.perf_counter()
-        history = self._fit(dataset, split, epochs, seed, listener)
+        relay = _epoch_relay(listener, fold, on_fold_epoch)
+        history = self._fit(dataset, split, epochs, seed, relay)
         curves = {key: [float(v) for v in history[key]] for key in HISTORY_KEYS}
         if not all(math.isfinite(v) for v in curves["loss"]):
             raise NonFiniteLossError(f"training loss became non-finite on fold {fold}")
@@ -252,7 +311,10 @@ class CrossValidation:
         for claim, recorder in zip(claims, recorders, strict=True):
             self._record_start(claim, recorder)
         started = time.perf_counter()
-        histories = self._train_grid([claim.units for claim in claims])
+        curves = [PointCurve(recorder, len(self.folds)) for recorder in recorders]
+        histories = self._train_grid([claim.units for claim in claims], curves)
+        for recorder in recorders:
+            recorder.flush_curve()  # one write: the batch's recorders share a writer
         seconds = (time.perf_counter() - started) / (len(claims) * len(self.folds))
         outcomes: list[float | Exception] = []
         for point, recorder in enumerate(recorders):
@@ -287,8 +349,10 @@ class CrossValidation:
         except Exception as exc:
             return exc
 
-    def _train_grid(self, points: list[tuple[int, ...]]) -> list[dict[str, list[float]]]:
-        """Histories of every (fold, point), fold-major."""
+    def _train_grid(
+        self, points: list[tuple[int, ...]], curves: list[PointCurve]
+    ) -> list[dict[str, list[float]]]:
+        """Histories of every (fold, point), fold-major; each point's curve recorded live."""
         folds = len(self.folds)
         model = build_grid_model(self.definition, points, folds)
         every = [(units, f) for units in points for f in range(folds)]
@@ -302,6 +366,12 @@ class CrossValidation:
         )
         if self.listener:
             self.listener.fold_started(1, folds, self.epochs, packed=folds)
+
+        def models_reached(epoch: int, values: list[float]) -> None:
+            for point, curve in enumerate(curves):
+                by_fold = {f: values[f * len(points) + point] for f in range(folds)}
+                curve.folds_reached(by_fold, epoch)
+
         packed = training_loops().packed
         return packed(model, self.definition, folds, points=len(points)).fit_folds(
             self.dataset.x_train,
@@ -311,6 +381,7 @@ class CrossValidation:
             # One batch order per fold, shared by every point (common random numbers).
             seed=zlib.crc32(f"{self.base_seed}:grid".encode()),
             on_epoch_end=self.listener.epoch_ended if self.listener else None,
+            on_models_epoch=models_reached,
         )
 
     def _record_folds(
@@ -322,10 +393,9 @@ class CrossValidation:
 
     @staticmethod
     def _record_fold(recorder: TrialRecorder, results: list[FoldResult]) -> None:
-        """Record the last of ``results`` and the running mean over them."""
+        """Record the last of ``results`` (its curves went to the trial while it trained)."""
         latest = results[-1]
         recorder.set_user_attrs(**{schema.fold_key(latest.fold): latest.to_dict()})
-        recorder.report(float(np.mean([r.accuracy for r in results])), step=latest.fold)
 
     @staticmethod
     def _record_summary(
@@ -354,6 +424,9 @@ class CrossValidation:
         fold_trainer = FoldTrainer(self.definition, units, self.strategy)
         reuse = dict(claim.reused_folds)
         folds = self.folds
+        curve = PointCurve(recorder, len(folds))
+        for fold, reused in sorted(reuse.items()):
+            curve.fold_known(fold, reused.history)
         pending = {fold: split for fold, split in enumerate(folds) if fold not in reuse}
         if self.strategy.packs_folds and len(pending) > 1:
             reuse.update(
@@ -364,6 +437,7 @@ class CrossValidation:
                     base_seed=self.base_seed,
                     listener=self.listener,
                     n_folds=len(folds),
+                    on_fold_epoch=curve.folds_reached,
                 )
             )
         results: list[FoldResult] = []
@@ -380,10 +454,12 @@ class CrossValidation:
                     epochs=self.epochs,
                     seed=fold_seed(self.base_seed, units, fold),
                     listener=self.listener,
+                    on_fold_epoch=curve.folds_reached,
                 )
             results.append(result)
             # Each fold is recorded as it ends, so an interrupted attempt's folds are reused.
             self._record_fold(recorder, results)
+        recorder.flush_curve()
         value = self._record_summary(recorder, results, started)
         release_compiled()
         return value

@@ -68,6 +68,7 @@ UNROLL = 1
 PARALLEL_COMPILE = True
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+ModelsCallback = Callable[[int, list[float]], None]
 History = dict[str, list[float]]
 Arrays = list[jax.Array]
 
@@ -489,6 +490,7 @@ class JaxPackedLoop(_JaxLoop):
         epochs: int,
         seed: int,
         on_epoch_end: EpochCallback | None = None,
+        on_models_epoch: ModelsCallback | None = None,
     ) -> list[History]:
         """Train on every split at once.
 
@@ -499,6 +501,8 @@ class JaxPackedLoop(_JaxLoop):
             epochs: Epochs to train.
             seed: Seeds the per-epoch shuffles (``numpy.random.default_rng``).
             on_epoch_end: Called with the epoch (from 1) and the folds' mean logs.
+            on_models_epoch: Called with the epoch and every packed model's validation
+                accuracy (fold-major, as the histories).
 
         Returns:
             One Keras-style history per split, in the order of ``splits``.
@@ -538,6 +542,8 @@ class JaxPackedLoop(_JaxLoop):
                     key: float(np.mean([h[key][-1] for h in histories])) for key in histories[0]
                 }
                 on_epoch_end(epoch + 1, mean)
+            if on_models_epoch:
+                on_models_epoch(epoch + 1, [h["val_accuracy"][-1] for h in histories])
         return histories
 
 

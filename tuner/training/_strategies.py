@@ -116,6 +116,11 @@ class PackedLoop(Protocol):
         epochs: int,
         seed: int,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+        on_models_epoch: Callable[[int, list[float]], None] | None = None,
     ) -> list[dict[str, list[float]]]:
-        """Train every packed model on its fold; one history per model, fold-major."""
+        """Train every packed model on its fold; one history per model, fold-major.
+
+        ``on_epoch_end`` gets each epoch's logs averaged over the models;
+        ``on_models_epoch`` every model's validation accuracy at that epoch.
+        """
         ...

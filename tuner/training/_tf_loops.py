@@ -36,6 +36,7 @@ from tuner.training._models import make_optimizer
 
 EVAL_BATCH = 8192
 EpochCallback = Callable[[int, dict[str, float]], None]
+ModelsCallback = Callable[[int, list[float]], None]
 
 
 class TFFoldLoop:
@@ -243,6 +244,7 @@ class TFPackedLoop(TFFoldLoop):
         epochs: int,
         seed: int,
         on_epoch_end: EpochCallback | None = None,
+        on_models_epoch: ModelsCallback | None = None,
     ) -> list[dict[str, list[float]]]:
         """Train on every split at once; one Keras-style history per split.
 
@@ -276,4 +278,6 @@ class TFPackedLoop(TFFoldLoop):
                     key: float(np.mean([h[key][-1] for h in histories])) for key in histories[0]
                 }
                 on_epoch_end(epoch + 1, mean)
+            if on_models_epoch:
+                on_models_epoch(epoch + 1, [h["val_accuracy"][-1] for h in histories])
         return histories
