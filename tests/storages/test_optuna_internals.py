@@ -36,3 +36,23 @@ def test_stale_trials_are_running_trials_past_the_grace_period(tmp_path: Path) -
     storage.record_heartbeat(alive)
     assert find_stale_trials(storage, study_id) == [dead]
     assert study.trials[dead].state == TrialState.RUNNING  # reporting it changes nothing
+
+
+def test_many_trials_intermediate_values_are_one_write_that_skips_finished_trials(
+    tmp_path: Path,
+) -> None:
+    from tuner.storages import set_intermediate_values
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'i.db'}")
+    study = optuna.create_study(storage=storage, study_name="s")
+    study_id = storage.get_study_id_from_name("s")
+    running = [storage.create_new_trial(study_id) for _ in range(3)]
+    reaped = storage.create_new_trial(study_id)
+    storage.set_trial_state_values(reaped, state=TrialState.FAIL)
+    values = [(t, step, t + step / 10) for t in [*running, reaped] for step in (1, 2)]
+    assert set_intermediate_values(storage, values) == {reaped}
+    set_intermediate_values(storage, [(running[0], 2, 0.25)])  # a step written again
+    trials = {t._trial_id: t for t in study.get_trials()}
+    assert trials[running[0]].intermediate_values == {1: running[0] + 0.1, 2: 0.25}
+    assert trials[running[1]].intermediate_values == {1: running[1] + 0.1, 2: running[1] + 0.2}
+    assert trials[reaped].intermediate_values == {}
