@@ -3,11 +3,13 @@
 A real ``tuner launch`` trains a grid batch (the default trainer) while the test, as
 another process would, reads the storage: every running trial's curve (its intermediate
 values, step = epoch) grows epoch by epoch before the batch completes, ``tuner status``
-shows the batch's epoch and ETA, and the final curve ends at the trial's value.
+shows the batch's epoch and ETA, and the final curve ends at the trial's value; and
+optuna-dashboard's own API, which its pages draw from, serves the growing curves.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import Callable
@@ -17,7 +19,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.helpers import run_tuner, wait_for
+from tests.helpers import fetch, free_port, run_tuner, serving_dashboard, wait_for
 from tuner.storages import open_storage
 from tuner.study import schema
 
@@ -89,3 +91,53 @@ def test_running_trials_curves_grow_in_the_storage_and_status_shows_them(
         # The curve's last point is the trial's value: the same quantity, live.
         assert trial.intermediate_values[EPOCHS] == pytest.approx(trial.value)
         assert trial.user_attrs[schema.FOLD_ACCURACIES]
+
+
+def test_optuna_dashboard_serves_running_trials_growing_curves(
+    tmp_path: Path,
+    studies_dir: Path,
+    synthetic_npz: Path,
+    tuner_processes: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """What a browser on optuna-dashboard gets: its own API, read twice while training."""
+    db = tmp_path / "live.db"
+    launch = tuner_processes(
+        "launch",
+        "--variant",
+        "tiny",
+        "--dataset",
+        str(synthetic_npz),
+        "--studies",
+        str(studies_dir),
+        "--epochs",
+        str(EPOCHS),
+        "--curve-interval",
+        "1",
+        "--no-report",
+        "--storage",
+        f"sqlite:///{db}",
+        cwd=tmp_path,
+    )
+    wait_for(lambda: db.exists() and launch.poll() is None)
+    argv = ["dashboard", "--port", str(free_port()), "--storage", f"sqlite:///{db}"]
+    with serving_dashboard(argv, cwd=tmp_path) as base:
+        reads: list[dict[int, int]] = []
+
+        def grown() -> bool:
+            if launch.poll() is not None:
+                raise AssertionError(f"launch ended before: {launch.communicate()}")
+            studies = json.loads(fetch(f"{base}/api/studies"))["study_summaries"]
+            if not studies:
+                return False
+            detail = json.loads(fetch(f"{base}/api/studies/{studies[0]['study_id']}"))
+            trials = detail["trials"]
+            if len(trials) < 3 or any(t["state"] != "Running" for t in trials):
+                return False
+            steps = {t["number"]: len(t["intermediate_values"]) for t in trials}
+            if min(steps.values()) == 0:
+                return False
+            reads.append(steps)
+            return any(all(steps[n] > earlier[n] for n in steps) for earlier in reads[:-1])
+
+        wait_for(grown)
+    launch.terminate()
