@@ -201,3 +201,59 @@ def test_dashboard_page_shows_the_study_in_headless_chromium(
             timeout=120,
         )
     assert "tiny" in page.stdout, page.stderr[-2000:]
+
+
+def test_intervals_and_ties_equal_those_recomputed_from_the_stored_fold_scores(
+    reported: dict,
+) -> None:
+    from scipy import stats
+
+    import tuner
+
+    root: Path = reported["root"]
+    trials = sorted(
+        study(root).get_trials(states=(optuna.trial.TrialState.COMPLETE,)),
+        key=lambda t: (-t.value, t.number),
+    )
+    scores = [t.user_attrs["fold_accuracies"] for t in trials]
+    k = len(scores[0])
+
+    def interval(values: list[float]) -> tuple[float, float]:
+        mean, variance = sum(values) / k, stats.tvar(values)
+        half = stats.t.ppf(0.975, k - 1) * ((1 / k + 1 / (k - 1)) * variance) ** 0.5
+        return mean - half, mean + half
+
+    with open(reported["out"] / "comparison.csv") as handle:
+        (row,) = list(csv.DictReader(handle))
+    low, high = interval(scores[0])
+    assert float(row["cv_accuracy_ci_low"]) == pytest.approx(low)
+    assert float(row["cv_accuracy_ci_high"]) == pytest.approx(high)
+    assert trials[0].user_attrs["accuracy_interval"] == pytest.approx([low, high])
+
+    frame = tuner.load_results("tiny", storage=f"sqlite:///{root / 'tuner.db'}").to_frame()
+    for trial, values in zip(trials, scores, strict=True):
+        shown = frame[frame["trial"] == trial.number].iloc[0]
+        assert (shown["cv_accuracy_ci_low"], shown["cv_accuracy_ci_high"]) == pytest.approx(
+            interval(values)
+        )
+    # Ties: Holm over the paired corrected tests against the best, recomputed here.
+    raw = []
+    for other in scores[1:]:
+        d = [a - b for a, b in zip(scores[0], other, strict=True)]
+        mean, variance = sum(d) / k, stats.tvar(d)
+        t = mean / ((1 / k + 1 / (k - 1)) * variance) ** 0.5 if variance else float("inf")
+        raw.append(2 * stats.t.sf(abs(t), k - 1))
+    order = sorted(range(len(raw)), key=raw.__getitem__)
+    adjusted, running = [0.0] * len(raw), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(raw) - rank) * raw[index]))
+        adjusted[index] = running
+    tied = {
+        "-".join(map(str, (t.params["l1"], t.params["l2"])))
+        for t, p in zip(trials[1:], adjusted, strict=True)
+        if p >= 0.05
+    }
+    assert set(row["tied_with_best"].split()) == tied
+    assert list(frame.sort_values("rank")["tied_with_best"])[1:] == [p >= 0.05 for p in adjusted]
+    markdown = (reported["out"] / "report.md").read_text()
+    assert "## What is significant" in markdown and "tiny: best " in markdown

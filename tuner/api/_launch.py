@@ -36,7 +36,7 @@ Created = list[tuple[optuna.Study, StudyConfig]]
 LAUNCH_ACCEPTS: tuple[Accepts, ...] = (
     LaunchOptions,
     (WorkerOptions, tuple(n for n in accepted_names(WorkerOptions) if n not in WORKER_ONLY)),
-    (ReportOptions, ("out",)),
+    (ReportOptions, ("out", "alpha")),
 )
 """The options ``tuner launch`` takes: its own, a worker's, and where its report goes."""
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, get_type_hints
 
 from tuner.errors import TunerError
 from tuner.scheduling import DEFAULT_CURVE_INTERVAL
+from tuner.stats import DEFAULT_ALPHA
 from tuner.storages import DEFAULT_HEARTBEAT_SECONDS, resolve_url
 from tuner.study import BACKENDS
 from tuner.training import DEFAULT_STRATEGY, STRATEGY_NAMES
@@ -48,8 +49,8 @@ class Option:
     help: str
     flag: str | None = None
     envvar: str | None = None
-    minimum: int | None = None
-    maximum: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
     choices: tuple[str, ...] | None = None
     forwarded: bool = False
     hidden: bool = False
@@ -69,7 +70,7 @@ class Option:
             raise TunerError(
                 f"unknown {flag} '{value}'{source}; choose one of {', '.join(self.choices)}"
             )
-        if isinstance(value, int):
+        if isinstance(value, (int, float)):
             if self.minimum is not None and value < self.minimum:
                 raise TunerError(f"{flag} must be at least {self.minimum}, got {value}")
             if self.maximum is not None and value > self.maximum:
@@ -301,6 +302,13 @@ class ReportOptions(Options):
 
     out: Path = option(Path("reports"), "Folder for the report.")
     refit: bool = option(False, "Retrain the winners even if already done.")
+    alpha: float = option(
+        DEFAULT_ALPHA,
+        "Significance level of the ties with each study's best point and of the "
+        "differences between variants (corrected t-tests, Holm-corrected).",
+        minimum=0.0001,
+        maximum=0.5,
+    )
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ def write_report(
         (study, config, *final_fit(study, config, artifacts, options.refit, data, console))
         for study, config in chosen
     ]
-    return build_report(fitted, storage, artifacts, Path(options.out), console)
+    return build_report(fitted, storage, artifacts, Path(options.out), console, options.alpha)
 
 
 def final_fit(

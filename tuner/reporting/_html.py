@@ -45,9 +45,12 @@ def table(header: Sequence[str], body: Sequence[Sequence[object]], caption: str 
 
 
 def bullet_list(items: Sequence[tuple[str, str]]) -> str:
-    """A list of (bold label, text) items, escaped."""
+    """A list of (bold label, text) items, escaped; an empty label shows the text alone."""
     entries = "".join(
-        f"<li><b>{html.escape(label)}</b>: {html.escape(text)}</li>" for label, text in items
+        f"<li><b>{html.escape(label)}</b>: {html.escape(text)}</li>"
+        if label
+        else f"<li>{html.escape(text)}</li>"
+        for label, text in items
     )
     return f"<ul>{entries}</ul>"
 

@@ -18,6 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from tuner.reporting._ranking import RankedPoint
@@ -147,20 +148,31 @@ def grid_chart(name: str, definition: StudyDefinition, points: list[RankedPoint]
         figure = _figure(max(7, 0.38 * len(points)), 4.5)
         axes: Axes = figure.subplots()
         labels = ["-".join(map(str, point.units)) for point in points]
-        axes.errorbar(
-            range(len(points)),
-            [p.mean_accuracy for p in points],
-            yerr=[p.std_accuracy for p in points],
-            fmt="o",
-            capsize=3,
-        )
+        for tied, color in ((True, "tab:orange"), (False, "tab:blue")):
+            shown = [i for i, p in enumerate(points) if p.tied_with_best == tied]
+            if not shown:
+                continue
+            axes.errorbar(
+                shown,
+                [points[i].mean_accuracy for i in shown],
+                yerr=[_half_width(points[i]) for i in shown],
+                fmt="o",
+                capsize=3,
+                color=color,
+                label="tied with the best" if tied else "significantly worse",
+            )
+        axes.legend(loc="lower left", fontsize="small")
         axes.set_xticks(range(len(points)), labels, rotation=70, fontsize="small")
         axes.set(
-            title=f"{name}: grid points ranked by CV accuracy (± std over folds)",
+            title=f"{name}: grid points ranked by CV accuracy (95% corrected interval)",
             xlabel="units per layer",
             ylabel="mean CV accuracy",
         )
     return figure
+
+
+def _half_width(point: RankedPoint) -> float:
+    return point.interval.half_width if point.interval else point.std_accuracy
 
 
 def _heatmap(name: str, definition: StudyDefinition, points: list[RankedPoint]) -> ReportFigure:
@@ -178,7 +190,17 @@ def _heatmap(name: str, definition: StudyDefinition, points: list[RankedPoint]) 
         ax=axes,
         cbar_kws={"label": "mean CV accuracy"},
     )
-    axes.set(title=f"{name}: CV accuracy over the grid", xlabel="l2 units", ylabel="l1 units")
+    # The best and the points tied with it (not significantly worse) are outlined.
+    for point in points:
+        if point.tied_with_best:
+            row, column = l1.index(point.units[0]), l2.index(point.units[1])
+            edge = "white" if point.rank == 1 else "orange"
+            axes.add_patch(Rectangle((column, row), 1, 1, fill=False, edgecolor=edge, lw=3))
+    axes.set(
+        title=f"{name}: CV accuracy over the grid\n(white: best; orange: tied with it)",
+        xlabel="l2 units",
+        ylabel="l1 units",
+    )
     return figure
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
@@ -12,6 +13,14 @@ from rich.table import Table
 
 from tuner.progress import format_units
 from tuner.reporting import _html
+from tuner.stats import (
+    DEFAULT_ALPHA,
+    Interval,
+    corrected_interval,
+    corrected_paired_p,
+    holdout_ratio,
+    holm,
+)
 from tuner.study import FoldResult, StudyDefinition, completed_folds, schema
 
 
@@ -30,6 +39,11 @@ class RankedPoint:
         loss_std: Its standard deviation over the folds (None where not recorded).
         train_seconds: Time spent training, summed over the folds (None where not recorded).
         folds: Every fold's accuracy, loss, time and per-epoch curves, fold 0 first.
+        interval: The mean CV accuracy's 95% corrected t interval (None: under 2 folds).
+        p_vs_best: Holm-adjusted p-value of the paired corrected t-test against the best
+            point (None for the best itself, or where the folds differ).
+        tied_with_best: The best point, or one whose difference from it is not
+            significant at the ranking's alpha.
     """
 
     rank: int
@@ -43,6 +57,14 @@ class RankedPoint:
     train_seconds: float | None = None
     # Curves are long; the repr stays one line.
     folds: tuple[FoldResult, ...] = field(default=(), repr=False)
+    interval: Interval | None = None
+    p_vs_best: float | None = None
+    tied_with_best: bool = False
+
+    @property
+    def label(self) -> str:
+        """The units joined by dashes, as sentences name a point (``512-128``)."""
+        return "-".join(map(str, self.units))
 
     def to_record(self, study_name: str, layer_names: list[str]) -> dict[str, Any]:
         """A flat, JSON-ready row: one column per layer's units and per fold's numbers."""
@@ -54,6 +76,10 @@ class RankedPoint:
             "units": "-".join(map(str, self.units)),
             "cv_accuracy_mean": self.mean_accuracy,
             "cv_accuracy_std": self.std_accuracy,
+            "cv_accuracy_ci_low": self.interval.low if self.interval else None,
+            "cv_accuracy_ci_high": self.interval.high if self.interval else None,
+            "p_vs_best_holm": self.p_vs_best,
+            "tied_with_best": self.tied_with_best,
             "cv_loss_mean": self.loss_mean,
             "cv_loss_std": self.loss_std,
         }
@@ -70,11 +96,15 @@ def _optional(attrs: dict[str, Any], key: str) -> float | None:
     return None if value is None else float(value)
 
 
-def ranked_points(study: optuna.Study, definition: StudyDefinition) -> list[RankedPoint]:
-    """COMPLETE trials, best mean CV accuracy first (ties: lower trial number first)."""
+def ranked_points(
+    study: optuna.Study, definition: StudyDefinition, alpha: float = DEFAULT_ALPHA
+) -> list[RankedPoint]:
+    """COMPLETE trials, best mean CV accuracy first (ties: lower trial number first), each
+    with its corrected interval and whether it is tied with the best (see
+    :mod:`tuner.stats`: paired corrected t-tests against the best, Holm-corrected)."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     ordered = sorted(complete, key=lambda t: (-(t.value or 0.0), t.number))
-    return [
+    points = [
         RankedPoint(
             rank=rank,
             trial_number=trial.number,
@@ -89,6 +119,54 @@ def ranked_points(study: optuna.Study, definition: StudyDefinition) -> list[Rank
         )
         for rank, trial in enumerate(ordered, start=1)
     ]
+    scores = [trial.user_attrs.get(schema.FOLD_ACCURACIES) or [] for trial in ordered]
+    return with_ties(points, scores, alpha)
+
+
+def with_ties(
+    points: list[RankedPoint], scores: list[list[float]], alpha: float = DEFAULT_ALPHA
+) -> list[RankedPoint]:
+    """The ranked points with their intervals, p-values against the best and ties.
+
+    Args:
+        points: Ranked, best first.
+        scores: Each point's per-fold accuracies, in fold order (the folds are shared).
+        alpha: Significance level of the Holm-corrected paired tests.
+    """
+    if not points:
+        return points
+    k = len(scores[0])
+    ratio = holdout_ratio(k) if k > 1 else math.nan
+    raw = [
+        corrected_paired_p(scores[0], other, ratio) if len(other) == k > 1 else math.nan
+        for other in scores[1:]
+    ]
+    adjusted = holm(raw)
+    result = []
+    for index, (point, own) in enumerate(zip(points, scores, strict=True)):
+        interval = corrected_interval(own, holdout_ratio(len(own))) if len(own) > 1 else None
+        p = None if index == 0 or math.isnan(adjusted[index - 1]) else adjusted[index - 1]
+        tied = index == 0 or (p is not None and p >= alpha)
+        result.append(replace(point, interval=interval, p_vs_best=p, tied_with_best=tied))
+    return result
+
+
+def ties_sentence(study_name: str, points: list[RankedPoint], alpha: float) -> str:
+    """What the ranking can and cannot tell apart, in words derived from the data."""
+    if not points:
+        return f"{study_name}: no complete grid point yet"
+    best, tied = points[0], [p.label for p in points[1:] if p.tied_with_best]
+    head = f"{study_name}: best {best.label}"
+    if best.interval is not None:
+        head += f" (CV accuracy {best.interval})"
+    if len(points) == 1:
+        return head
+    if not tied:
+        return f"{head}; significantly better than every other point (alpha {alpha:g}, Holm)"
+    return (
+        f"{head}; tied with it (difference not significant at alpha {alpha:g}, corrected "
+        f"paired t-test, Holm): {', '.join(tied)}"
+    )
 
 
 def ranking_title(study_name: str, definition: StudyDefinition, points: list[RankedPoint]) -> str:
@@ -100,17 +178,20 @@ def ranking_title(study_name: str, definition: StudyDefinition, points: list[Ran
 
 
 def _cells(point: RankedPoint) -> list[str]:
+    interval = point.interval
     return [
         str(point.rank),
         str(point.trial_number),
         *(str(u) for u in point.units),
         f"{point.mean_accuracy:.4f} ± {point.std_accuracy:.4f}",
+        f"[{interval.low:.4f}, {interval.high:.4f}]" if interval else "-",
+        "best" if point.rank == 1 else ("tied" if point.tied_with_best else ""),
         f"{point.seconds:.1f} s",
     ]
 
 
 def _header(definition: StudyDefinition) -> list[str]:
-    return ["rank", "trial", *definition.layer_names, "CV accuracy", "time"]
+    return ["rank", "trial", *definition.layer_names, "CV accuracy", "95% CI", "vs best", "time"]
 
 
 def ranking_html(study_name: str, definition: StudyDefinition, points: list[RankedPoint]) -> str:
@@ -139,3 +220,4 @@ def render_ranking(
             f"CV accuracy {best.mean_accuracy:.4f} ± {best.std_accuracy:.4f}",
             highlight=False,
         )
+        console.print(ties_sentence(study_name, points, DEFAULT_ALPHA), highlight=False)

@@ -12,6 +12,7 @@ figures and paths to Python callers, and renders its comparison inline in Jupyte
 from __future__ import annotations
 
 import csv
+import html
 import json
 import logging
 import shutil
@@ -25,9 +26,11 @@ from rich.console import Console
 
 from tuner.errors import TunerError
 from tuner.reporting import _html
-from tuner.reporting._ranking import RankedPoint, ranked_points, ranking_html
+from tuner.reporting._comparison import VariantComparison, VariantScores, compare_variants
+from tuner.reporting._ranking import RankedPoint, ranked_points, ranking_html, ties_sentence
 from tuner.reporting._verdict import Verdict, judge
 from tuner.scheduling import GridState
+from tuner.stats import DEFAULT_ALPHA
 from tuner.study import (
     FinalFit,
     StudyConfig,
@@ -51,6 +54,9 @@ COLUMNS = [
     "best_units",
     "cv_accuracy_mean",
     "cv_accuracy_std",
+    "cv_accuracy_ci_low",
+    "cv_accuracy_ci_high",
+    "tied_with_best",
     "test_accuracy",
     "final_train_loss",
     "test_loss",
@@ -105,6 +111,9 @@ class VariantReport:
             "best_units": "-".join(map(str, best.units)),
             "cv_accuracy_mean": best.mean_accuracy,
             "cv_accuracy_std": best.std_accuracy,
+            "cv_accuracy_ci_low": best.interval.low if best.interval else None,
+            "cv_accuracy_ci_high": best.interval.high if best.interval else None,
+            "tied_with_best": " ".join(p.label for p in self.points[1:] if p.tied_with_best),
             "test_accuracy": self.fit.test_accuracy,
             "final_train_loss": self.fit.train_loss,
             "test_loss": self.fit.test_loss,
@@ -163,11 +172,15 @@ class Report:
         variants: Each reported study's :class:`VariantReport`, by study name.
         rows: The comparison, one row per variant (the keys of :data:`COLUMNS`), exactly
             as in comparison.csv and comparison.json.
+        pairs: Every pair of variants' winners, tested (variant_pairs.csv).
+        alpha: The significance level of the ties and the pairs.
     """
 
     out: Path
     variants: dict[str, VariantReport]
     rows: list[dict[str, Any]]
+    pairs: list[VariantComparison] = field(default_factory=list)
+    alpha: float = DEFAULT_ALPHA
 
     def __repr__(self) -> str:
         return f"Report({str(self.out)!r}: {', '.join(self.variants)})"
@@ -313,7 +326,28 @@ SHOWN = [
 def _comparison_cells(row: dict[str, Any]) -> list[str]:
     cells = [_fmt(row[key]) for key, _ in SHOWN]
     cells[4] = f"{row['cv_accuracy_mean']:.4f} ± {row['cv_accuracy_std']:.4f}"
+    if row["cv_accuracy_ci_low"] is not None:
+        cells[4] += f" [{row['cv_accuracy_ci_low']:.4f}, {row['cv_accuracy_ci_high']:.4f}]"
     return cells
+
+
+PAIR_COLUMNS = ["first", "second", "difference", "paired", "p_value_holm", "significant"]
+"""variant_pairs.csv's header: the keys of :meth:`VariantComparison.to_record`."""
+
+
+def _write_pairs(pairs: list[VariantComparison], out: Path) -> None:
+    with open(out / "variant_pairs.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=PAIR_COLUMNS)
+        writer.writeheader()
+        writer.writerows(pair.to_record() for pair in pairs)
+
+
+def _significance_lines(
+    reports: list[VariantReport], pairs: list[VariantComparison], alpha: float
+) -> list[str]:
+    """The report's statements on what is significant, one per study and per pair."""
+    lines = [ties_sentence(r.name, r.points, alpha) for r in reports]
+    return lines + [pair.sentence() for pair in pairs]
 
 
 def comparison_html(rows: list[dict[str, Any]]) -> str:
@@ -325,14 +359,32 @@ def comparison_html(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def _markdown(reports: list[VariantReport], rows: list[dict[str, Any]], out: Path) -> str:
+def _markdown_text(text: str) -> str:
+    """Plain text for a Markdown line: no markup or HTML from what it quotes."""
+    return html.escape(text).replace("|", "\\|").replace("*", "\\*").replace("_", "\\_")
+
+
+def _markdown(
+    reports: list[VariantReport],
+    rows: list[dict[str, Any]],
+    out: Path,
+    pairs: list[VariantComparison],
+    alpha: float,
+) -> str:
     lines = ["# tuner report", "", "## Comparison", ""]
     lines.append("| " + " | ".join(title for _, title in SHOWN) + " |")
     lines.append("|" + "---|" * len(SHOWN))
     lines += ["| " + " | ".join(_comparison_cells(row)) + " |" for row in rows]
     lines += ["", "Verdict rule: see `tuner/reporting/_verdict.py`. Reasons:", ""]
     lines += [f"- **{row['variant']}**: {row['verdict']}: {row['verdict_reason']}" for row in rows]
-    lines += ["", "![comparison](comparison.png)", ""]
+    lines += ["", "![comparison](comparison.png)", "", "## What is significant", ""]
+    lines += [f"- {_markdown_text(line)}" for line in _significance_lines(reports, pairs, alpha)]
+    lines += [
+        "",
+        f"Corrected resampled t-tests (Nadeau & Bengio, 2003), Holm-corrected, alpha {alpha:g}: "
+        "see docs/statistics.md.",
+        "",
+    ]
     for report in reports:
         definition = report.config.definition
         lines += [
@@ -342,13 +394,18 @@ def _markdown(reports: list[VariantReport], rows: list[dict[str, Any]], out: Pat
             f"{definition.grid_size} grid points, {report.fit.epochs} epochs.",
             "",
         ]
-        lines.append("| rank | " + " | ".join(definition.layer_names) + " | CV accuracy | time |")
-        lines.append("|---|" + "---|" * (definition.n_layers + 2))
+        lines += [_markdown_text(ties_sentence(report.name, report.points, alpha)), ""]
+        header = " | ".join(definition.layer_names)
+        lines.append(f"| rank | {header} | CV accuracy | 95% CI | vs best | time |")
+        lines.append("|---|" + "---|" * (definition.n_layers + 4))
         for point in report.points:
             units = " | ".join(map(str, point.units))
+            interval = point.interval
+            shown = f"[{interval.low:.4f}, {interval.high:.4f}]" if interval else "-"
+            mark = "best" if point.rank == 1 else ("tied" if point.tied_with_best else "")
             lines.append(
                 f"| {point.rank} | {units} | {point.mean_accuracy:.4f} ± "
-                f"{point.std_accuracy:.4f} | {point.seconds:.1f} s |"
+                f"{point.std_accuracy:.4f} | {shown} | {mark} | {point.seconds:.1f} s |"
             )
         lines.append("")
         for title, path in report.pictures.items():
@@ -357,11 +414,19 @@ def _markdown(reports: list[VariantReport], rows: list[dict[str, Any]], out: Pat
     return "\n".join(lines)
 
 
-def _page(reports: list[VariantReport], rows: list[dict[str, Any]], out: Path) -> str:
+def _page(
+    reports: list[VariantReport],
+    rows: list[dict[str, Any]],
+    out: Path,
+    pairs: list[VariantComparison],
+    alpha: float,
+) -> str:
     parts = [
         "<h1>tuner report</h1><h2>Comparison</h2>",
         comparison_html(rows),
         _html.inline_png(out / "comparison.png"),
+        "<h2>What is significant</h2>",
+        _html.bullet_list([("", line) for line in _significance_lines(reports, pairs, alpha)]),
     ]
     for report in reports:
         definition = report.config.definition
@@ -370,6 +435,7 @@ def _page(reports: list[VariantReport], rows: list[dict[str, Any]], out: Path) -
             f"<p>{_html.escape(definition.regularisation)}, {definition.grid_size} grid points, "
             f"{report.fit.epochs} epochs.</p>"
         )
+        parts.append(f"<p>{_html.escape(ties_sentence(report.name, report.points, alpha))}</p>")
         parts.append(ranking_html(report.name, definition, report.points))
         parts += [_html.inline_png(path) for path in report.pictures.values()]
     return _html.page("tuner report", parts)
@@ -381,6 +447,7 @@ def build_report(
     artifacts: Path,
     out: Path,
     console: Console,
+    alpha: float = DEFAULT_ALPHA,
 ) -> Report:
     """Write the report of complete studies whose winners have their final fits.
 
@@ -391,6 +458,7 @@ def build_report(
         artifacts: The artifact folder of that storage.
         out: Folder to write into (created).
         console: Where progress messages go.
+        alpha: Significance level of the ties with each best and of the variant pairs.
 
     Returns:
         The report.
@@ -413,17 +481,27 @@ def build_report(
             study,
             fit,
             judge(history["loss"], history["val_loss"]),
-            ranked_points(study, config.definition),
+            ranked_points(study, config.definition, alpha),
         )
         _draw(report, out)
         _attach_to_dashboard(report, storage, artifacts, fresh)
         reports.append(report)
     rows = _write_tables(reports, out)
-    result = Report(out, {report.name: report for report in reports}, rows)
+    pairs = compare_variants(
+        [
+            VariantScores(r.name, r.config, [fold.accuracy for fold in r.points[0].folds])
+            for r in reports
+        ],
+        alpha,
+    )
+    _write_pairs(pairs, out)
+    result = Report(out, {report.name: report for report in reports}, rows, pairs, alpha)
     from tuner.reporting import _plots
 
     _plots.save(result.comparison_chart(), result.comparison_png)
-    result.markdown_path.write_text(_markdown(reports, rows, out))
-    result.html_path.write_text(_page(reports, rows, out))
+    result.markdown_path.write_text(_markdown(reports, rows, out, pairs, alpha))
+    result.html_path.write_text(_page(reports, rows, out, pairs, alpha))
+    for line in _significance_lines(reports, pairs, alpha):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     console.print(f"report written to {result.html_path} (and report.md, comparison.csv)")
     return result

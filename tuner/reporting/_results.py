@@ -75,6 +75,8 @@ class StudyResults:
 
         Keys: ``study``, ``rank``, ``trial``, one per layer (``l1`` ...) with its units,
         ``units`` (``512-64``), ``cv_accuracy_mean``, ``cv_accuracy_std``,
+        ``cv_accuracy_ci_low`` and ``cv_accuracy_ci_high`` (the 95% corrected interval),
+        ``p_vs_best_holm`` and ``tied_with_best`` (see :mod:`tuner.stats`),
         ``cv_loss_mean``, ``cv_loss_std``, ``fold_K_accuracy`` and ``fold_K_loss`` for
         every fold K, ``train_seconds`` and ``wall_seconds``.
         """

@@ -65,6 +65,7 @@ class StudyStatus:
     best_value: float | None
     best_units: str | None
     mean_trial_seconds: float | None
+    best_interval: tuple[float, float] | None = None  # the best's 95% corrected interval
 
     @property
     def remaining(self) -> int:
@@ -125,8 +126,16 @@ def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> St
         last_failure=failed[-1].system_attrs.get(schema.FAIL_REASON) if failed else None,
         best_value=best.value if best else None,
         best_units=" ".join(f"{k}={v}" for k, v in best.params.items()) if best else None,
+        best_interval=_interval(best.user_attrs.get(schema.ACCURACY_INTERVAL)) if best else None,
         mean_trial_seconds=statistics.fmean(seconds) if seconds else None,
     )
+
+
+def _interval(recorded: object) -> tuple[float, float] | None:
+    """The corrected interval a trial recorded, if it recorded one (newer tuner does)."""
+    if isinstance(recorded, list) and len(recorded) == 2:
+        return float(recorded[0]), float(recorded[1])
+    return None
 
 
 def _duration(seconds: float | None) -> str:
@@ -140,8 +149,13 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
     for column in ("study", "grid", "complete", "running", "waiting", "failed", "best", "ETA"):
         table.add_column(column, justify="left" if column in ("study", "best") else "right")
     for status in statuses:
+        interval = (
+            f" [{status.best_interval[0]:.4f}, {status.best_interval[1]:.4f}]"
+            if status.best_interval
+            else ""
+        )
         best = (
-            f"{status.best_value:.4f} ({status.best_units})"
+            f"{status.best_value:.4f}{interval} ({status.best_units})"
             if status.best_value is not None
             else "-"
         )

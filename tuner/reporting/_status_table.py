@@ -64,6 +64,8 @@ class StatusTable(Sequence[StudyStatus]):
                 "last_failure": status.last_failure,
                 "best_value": status.best_value,
                 "best_units": status.best_units,
+                "best_ci_low": status.best_interval[0] if status.best_interval else None,
+                "best_ci_high": status.best_interval[1] if status.best_interval else None,
                 "mean_trial_seconds": status.mean_trial_seconds,
                 "eta_seconds": status.eta_seconds(),
             }

@@ -107,8 +107,11 @@ def _create_or_resume(
         study = optuna.load_study(study_name=config.study_name, storage=storage, sampler=sampler)
         if schema.DEFINITION in study.user_attrs:
             check_compatible(StudyConfig.from_study(study), config, mix_backends=mix_backends)
+            if study.metric_names is None:  # created before tuner named it
+                study.set_metric_names([schema.METRIC_NAME])
             return study
         _refuse_foreign(study)
+    study.set_metric_names([schema.METRIC_NAME])
     attrs = config.to_attrs()
     for key, value in attrs.items():
         if key != schema.DEFINITION:

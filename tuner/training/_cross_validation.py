@@ -23,6 +23,7 @@ import numpy as np
 from tuner.data import Dataset
 from tuner.errors import PermanentTrialError
 from tuner.scheduling import ClaimedTrial, TrialRecorder
+from tuner.stats import corrected_interval, holdout_ratio
 from tuner.study import FoldResult, StudyDefinition, schema
 from tuner.training._backend import active_backend, release_compiled, training_loops
 from tuner.training._models import (
@@ -403,6 +404,9 @@ class CrossValidation:
     ) -> float:
         accuracies = [r.accuracy for r in results]
         losses = [r.loss for r in results]
+        if len(results) > 1:
+            interval = corrected_interval(accuracies, holdout_ratio(len(results)))
+            recorder.set_user_attrs(**{schema.ACCURACY_INTERVAL: [interval.low, interval.high]})
         recorder.set_user_attrs(
             **{
                 schema.FOLD_ACCURACIES: accuracies,

@@ -1,0 +1,104 @@
+"""The corrected statistics, checked against SciPy and against the formulas written out."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from tuner.reporting import RankedPoint
+from tuner.reporting._ranking import ties_sentence, with_ties
+from tuner.stats import (
+    corrected_interval,
+    corrected_paired_p,
+    corrected_unpaired_p,
+    holdout_ratio,
+    holm,
+)
+
+A = [0.8812, 0.8790, 0.8801]
+B = [0.8780, 0.8771, 0.8799]
+SCORES = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=2, max_size=10)
+
+
+def test_without_the_correction_the_interval_is_scipys_t_interval() -> None:
+    low, high = stats.t.interval(0.95, len(A) - 1, loc=np.mean(A), scale=stats.sem(A))
+    interval = corrected_interval(A, ratio=0.0)
+    assert (interval.low, interval.high) == pytest.approx((low, high))
+
+
+def test_the_corrected_interval_is_the_nadeau_bengio_formula_written_out() -> None:
+    k = len(A)
+    mean = sum(A) / k
+    variance = sum((a - mean) ** 2 for a in A) / (k - 1)
+    half = stats.t.ppf(0.975, k - 1) * math.sqrt((1 / k + 1 / (k - 1)) * variance)
+    interval = corrected_interval(A, holdout_ratio(k))
+    assert (interval.low, interval.mean, interval.high) == pytest.approx(
+        (mean - half, mean, mean + half)
+    )
+    assert interval.half_width > corrected_interval(A, 0.0).half_width  # wider, as it must
+
+
+def test_without_the_correction_the_paired_test_is_scipys() -> None:
+    assert corrected_paired_p(A, B, ratio=0.0) == pytest.approx(stats.ttest_rel(A, B).pvalue)
+    assert corrected_unpaired_p(A, B, ratio=0.0) == pytest.approx(
+        stats.ttest_ind(A, B, equal_var=False).pvalue
+    )
+
+
+def test_the_corrected_paired_test_is_the_formula_written_out() -> None:
+    d = [a - b for a, b in zip(A, B, strict=True)]
+    k = len(d)
+    mean = sum(d) / k
+    variance = sum((x - mean) ** 2 for x in d) / (k - 1)
+    t = mean / math.sqrt((1 / k + 1 / (k - 1)) * variance)
+    expected = 2 * (1 - stats.t.cdf(abs(t), k - 1))
+    assert corrected_paired_p(A, B, holdout_ratio(k)) == pytest.approx(expected)
+    # The correction can only make a difference less significant.
+    assert corrected_paired_p(A, B, holdout_ratio(k)) > corrected_paired_p(A, B, 0.0)
+
+
+def test_holm_steps_down_as_written_out() -> None:
+    # Sorted 0.01, 0.03, 0.04: x3 = 0.03, x2 = 0.06, x1 = 0.04 -> kept monotone at 0.06.
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    adjusted = holm([0.2, math.nan, 0.01])
+    assert adjusted[0] == pytest.approx(0.2) and math.isnan(adjusted[1])
+    assert adjusted[2] == pytest.approx(0.02)
+
+
+@settings(max_examples=60, deadline=None)
+@given(SCORES, st.floats(0.0, 2.0))
+def test_intervals_hold_their_mean_and_widen_with_the_correction(
+    scores: list[float], ratio: float
+) -> None:
+    interval = corrected_interval(scores, ratio)
+    assert interval.low <= interval.mean <= interval.high
+    assert corrected_interval(scores, 0.0).half_width <= interval.half_width + 1e-12
+
+
+def point(rank: int, units: tuple[int, ...], scores: list[float]) -> RankedPoint:
+    return RankedPoint(rank, rank, units, float(np.mean(scores)), float(np.std(scores)), 1.0)
+
+
+def test_ties_with_the_best_are_the_points_a_holm_corrected_paired_test_cannot_separate() -> None:
+    best = [0.90, 0.91, 0.89]
+    close = [0.899, 0.912, 0.887]  # differences flip sign: not significant
+    far = [0.70, 0.72, 0.69]  # about 0.2 worse on every fold: significant
+    ranked = with_ties(
+        [point(1, (512, 128), best), point(2, (512, 64), close), point(3, (256, 32), far)],
+        [best, close, far],
+    )
+    assert [p.tied_with_best for p in ranked] == [True, True, False]
+    raw = [corrected_paired_p(best, other, holdout_ratio(3)) for other in (close, far)]
+    assert [p.p_vs_best for p in ranked[1:]] == pytest.approx(holm(raw))
+    sentence = ties_sentence("2layer", ranked, 0.05)
+    assert sentence.startswith("2layer: best 512-128 (CV accuracy 0.9000 [")
+    assert sentence.endswith(
+        "tied with it (difference not significant at alpha 0.05, "
+        "corrected paired t-test, Holm): 512-64"
+    )
