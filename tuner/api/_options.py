@@ -150,7 +150,9 @@ class WorkerOptions(Options):
     """
 
     storage: str | None = option(
-        None, "Optuna storage URL. Default: $TUNER_STORAGE, else sqlite:///tuner.db."
+        None,
+        "Optuna storage URL. Default: $TUNER_STORAGE, else the URL in the owner-only file "
+        "named by $TUNER_STORAGE_FILE, else sqlite:///tuner.db.",
     )
     heartbeat_interval: int = option(
         DEFAULT_HEARTBEAT_SECONDS,
