@@ -66,7 +66,16 @@ BUILD_SECONDS = 2400
 STACK_SECONDS = 900
 # Settings the compose file reads from the environment: the test's own env file sets them,
 # and none may leak in from the shell running the tests.
-COMPOSE_SETTINGS = ("POSTGRES_", "TUNER_", "DASHBOARD_PORT", "COMPOSE_")
+COMPOSE_SETTINGS = ("POSTGRES_", "TUNER_", "DASHBOARD_", "COMPOSE_", "PG")
+DASHBOARD_MEMORY = "1536m"
+WORKER_RESTARTS = 3
+"""docker-compose.yml's worker policy, on-failure:3: a worker that keeps failing is left."""
+
+
+def memory_bytes(size: str) -> int:
+    """Docker's memory sizes: 512m, 2g, or bytes."""
+    units = {"k": 2**10, "m": 2**20, "g": 2**30}
+    return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
 
 
 @dataclass(frozen=True)
@@ -206,7 +215,8 @@ def stack(engine: list[str], workspace: Path) -> Iterator[Stack]:
     """README's setup: .env.example copied and filled in; torn down with down -v at the end."""
     settings = {
         **dotenv(ROOT / ".env.example"),
-        "POSTGRES_PASSWORD": "pw-" + secrets.token_hex(16),
+        # Every character that breaks a URL: compose passes it in PGPASSWORD, not in one.
+        "POSTGRES_PASSWORD": f"pw@{secrets.token_hex(16)}:/%40#?x=1&'\"",
         "TUNER_VARIANTS": STUDY,
         "TUNER_DATASET": f"/data/{STUDY}.npz",
         "TUNER_EPOCHS": str(EPOCHS),
@@ -216,6 +226,8 @@ def stack(engine: list[str], workspace: Path) -> Iterator[Stack]:
         "TUNER_STUDIES_DIR": str(workspace / "studies"),
         "TUNER_DATA_DIR": str(workspace / "data"),
         "DASHBOARD_PORT": str(free_port()),
+        # One limit other than .env.example's, to see the setting reach the container.
+        "DASHBOARD_MEM_LIMIT": DASHBOARD_MEMORY,
     }
     env_file = workspace / ".env"
     env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
@@ -273,6 +285,20 @@ def test_compose_stack_scales_stops_resumes_and_leaves_nothing(stack: Stack) -> 
     assert len(workers) == WORKERS
     hosts = {stack.inspect(worker, "{{.Config.Hostname}}") for worker in workers}
 
+    # Every container has its memory limit: .env.example's, or the one set in .env.
+    limits = {
+        "postgres": stack.settings["POSTGRES_MEM_LIMIT"],
+        "launch": stack.settings["TUNER_MEM_LIMIT"],
+        "worker": stack.settings["TUNER_MEM_LIMIT"],
+        "dashboard": DASHBOARD_MEMORY,
+    }
+    for service, limit in limits.items():
+        for container in stack.containers(service):
+            assert stack.inspect(container, "{{.HostConfig.Memory}}") == str(memory_bytes(limit))
+    for worker in workers:
+        policy = stack.inspect(worker, "{{json .HostConfig.RestartPolicy}}")
+        assert json.loads(policy) == {"Name": "on-failure", "MaximumRetryCount": WORKER_RESTARTS}
+
     # The dashboard: healthy, answering on 127.0.0.1:DASHBOARD_PORT, and on no other address.
     port = int(stack.settings["DASHBOARD_PORT"])
     (dashboard,) = stack.containers("dashboard")
@@ -297,6 +323,7 @@ def test_compose_stack_scales_stops_resumes_and_leaves_nothing(stack: Stack) -> 
         return bool(done) and set(running) == hosts and min(running.values()) > min(done) / 3
 
     wait_until("every worker is mid-trial after some points completed", mid_trial)
+    running_at_stop = {t.trial_id for t in stack.trials() if t.state == "RUNNING"}
     stack.compose("stop")
     assert [stack.inspect(w, "{{.State.ExitCode}}") for w in workers] == ["143"] * WORKERS
     # SIGTERM, not the SIGKILL that ends the grace period (137).
@@ -306,8 +333,12 @@ def test_compose_stack_scales_stops_resumes_and_leaves_nothing(stack: Stack) -> 
     stopped = stack.trials()
     assert not [t for t in stopped if t.state == "RUNNING"]
     given_back = [t for t in stopped if t.state == "FAIL"]
-    assert all(t.interrupted for t in given_back), given_back
-    assert {t.host for t in given_back} == hosts  # each worker gave its point back
+    assert given_back and all(t.interrupted for t in given_back), given_back
+    assert {t.host for t in given_back} <= hosts
+    # Each trial running when the stop was sent was given back, unless it completed while
+    # `docker-compose stop` reached its worker (then that worker stopped between trials).
+    ended = {t.trial_id: t.state for t in stopped if t.trial_id in running_at_stop}
+    assert set(ended) == running_at_stop and set(ended.values()) <= {"FAIL", "COMPLETE"}
     done_before = {t.grid_id: t for t in stopped if t.state == "COMPLETE"}
     assert done_before and not {t.grid_id for t in given_back} & set(done_before)
 
@@ -333,7 +364,8 @@ def test_compose_stack_scales_stops_resumes_and_leaves_nothing(stack: Stack) -> 
     # No password in anything the services logged.
     logs = stack.compose("logs", "--no-color")
     assert "grid done" in logs
-    assert stack.settings["POSTGRES_PASSWORD"] not in logs
+    password = stack.settings["POSTGRES_PASSWORD"]
+    assert password not in logs and password.split("@")[1].split(":")[0] not in logs
 
     # down -v leaves no container, volume or network of the project behind.
     stack.compose("down", "-v")
@@ -345,3 +377,27 @@ def test_compose_stack_scales_stops_resumes_and_leaves_nothing(stack: Stack) -> 
     networks = docker("network", "ls", "--format", "{{.Name}}").stdout.split()
     assert [n for n in networks if n.startswith(f"{stack.project}_")] == []
     assert docker("network", "ls", "-q", "--filter", label).stdout.split() == []
+
+
+def test_a_worker_that_keeps_failing_is_restarted_only_a_few_times(stack: Stack) -> None:
+    """A worker exits 2 when points failed for good, and on every refusal; a bare on-failure
+    would restart it for ever. Here every run is refused (no launch: the storage holds no
+    study yet): it runs once and is restarted WORKER_RESTARTS times, then left exited."""
+    stack.compose("up", "-d", "--build", "postgres", timeout=BUILD_SECONDS)
+    wait_until("PostgreSQL answers", stack.postgres_ready)
+    stack.compose("up", "-d", "--no-deps", "worker", timeout=BUILD_SECONDS)
+    (worker,) = stack.containers("worker")
+
+    def left_exited() -> bool:
+        status, restarts = stack.inspect(worker, "{{.State.Status}} {{.RestartCount}}").split()
+        assert int(restarts) <= WORKER_RESTARTS, f"restarted {restarts} times"
+        return status == "exited" and int(restarts) == WORKER_RESTARTS
+
+    wait_until("the worker has used up its restarts", left_exited)
+    assert stack.inspect(worker, "{{.State.ExitCode}}") == "2"
+    # One line per run, the same each time, and no password in it.
+    logs = stack.compose("logs", "--no-color", "worker")
+    refusals = [line for line in logs.splitlines() if "error:" in line]
+    assert len(refusals) == WORKER_RESTARTS + 1, logs
+    assert all("holds no tuner studies yet" in line for line in refusals), logs
+    assert stack.settings["POSTGRES_PASSWORD"] not in logs
