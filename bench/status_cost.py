@@ -25,21 +25,23 @@ from tuner.storages import open_storage
 from tuner.study import StudyConfig, create_or_resume, load_definitions, running_trial_template
 
 DEFINITION = """
-description = "10,000 grid points, for listing costs"
+description = "10,100 grid points, for listing costs"
 
 [model]
 batch_norm = false
 dropout = 0.0
 
 [grid]
-l1 = {units}
-l2 = {units}
+l1 = {l1}
+l2 = {l2}
 """
 
 
 def populate(url: str, folder: Path, trials: int) -> None:
-    """A tuner study of 10,000 points, ``trials`` of them COMPLETE with per-fold records."""
-    (folder / "big.toml").write_text(DEFINITION.format(units=list(range(1, 101))))
+    """A tuner study of 10,100 points, ``trials`` of them COMPLETE with per-fold records."""
+    # 101 x 100 points: even 10,000 finished trials leave the grid incomplete (no final fit).
+    grid = DEFINITION.format(l1=list(range(1, 102)), l2=list(range(1, 101)))
+    (folder / "big.toml").write_text(grid)
     definition = load_definitions(folder)["big"]
     config = StudyConfig("big", definition, DatasetSpec("synthetic"), "0" * 32, epochs=1)
     storage = open_storage(url)

@@ -22,9 +22,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from scipy import stats
+
+
+def _student_t() -> Any:
+    # SciPy's stats take half a second to import: loaded when a test runs, so commands
+    # that never test (tuner --help, tuner worker) do not pay for it.
+    from scipy import stats
+
+    return stats.t
+
 
 DEFAULT_ALPHA = 0.05
 """Significance level of the ties and of the comparisons across variants."""
@@ -74,7 +83,7 @@ def corrected_interval(
     if len(values) < 2:
         return Interval(mean, math.nan, math.nan, confidence)
     spread = math.sqrt(corrected_variance_factor(len(values), ratio) * values.var(ddof=1))
-    quantile = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1))
+    quantile = float(_student_t().ppf(0.5 + confidence / 2, len(values) - 1))
     return Interval(mean, mean - quantile * spread, mean + quantile * spread, confidence)
 
 
@@ -90,7 +99,7 @@ def corrected_paired_p(a: Sequence[float], b: Sequence[float], ratio: float) -> 
     if variance == 0.0:
         return 1.0 if mean == 0.0 else 0.0
     t = mean / math.sqrt(corrected_variance_factor(len(differences), ratio) * variance)
-    return float(2 * stats.t.sf(abs(t), len(differences) - 1))
+    return float(2 * _student_t().sf(abs(t), len(differences) - 1))
 
 
 def corrected_unpaired_p(a: Sequence[float], b: Sequence[float], ratio: float) -> float:
@@ -105,7 +114,7 @@ def corrected_unpaired_p(a: Sequence[float], b: Sequence[float], ratio: float) -
         return 1.0 if x.mean() == y.mean() else 0.0
     t = (x.mean() - y.mean()) / math.sqrt(vx + vy)
     freedom = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
-    return float(2 * stats.t.sf(abs(t), freedom))
+    return float(2 * _student_t().sf(abs(t), freedom))
 
 
 def holm(p_values: Sequence[float]) -> list[float]:

@@ -7,6 +7,7 @@ refused, so trials trained under different conditions never end up ranked togeth
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,16 +109,23 @@ def _create_or_resume(
         if schema.DEFINITION in study.user_attrs:
             check_compatible(StudyConfig.from_study(study), config, mix_backends=mix_backends)
             if study.metric_names is None:  # created before tuner named it
-                study.set_metric_names([schema.METRIC_NAME])
+                _name_the_metric(study)
             return study
         _refuse_foreign(study)
-    study.set_metric_names([schema.METRIC_NAME])
+    _name_the_metric(study)
     attrs = config.to_attrs()
     for key, value in attrs.items():
         if key != schema.DEFINITION:
             study.set_user_attr(key, value)
     study.set_user_attr(schema.DEFINITION, attrs[schema.DEFINITION])
     return study
+
+
+def _name_the_metric(study: optuna.Study) -> None:
+    """optuna-dashboard shows the objective as "CV accuracy", not "Objective 0"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([schema.METRIC_NAME])
 
 
 def _refuse_foreign(study: optuna.Study) -> None:
