@@ -294,3 +294,29 @@ def test_two_interrupts_in_a_row_still_give_the_whole_batch_back(
     trials = trials_of(db)
     assert [t.state for t in trials] == [TrialState.FAIL] * 3
     assert all(t.system_attrs[INTERRUPTED] is True for t in trials)
+
+
+def test_an_out_folder_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path, studies_dir: Path, synthetic_npz: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    db = tmp_path / "never.db"
+    result = run_tuner(
+        "launch",
+        "--variant",
+        "tiny",
+        "--studies",
+        str(studies_dir),
+        "--dataset",
+        str(synthetic_npz),
+        "--out",
+        str(blocker / "reports"),
+        "--storage",
+        f"sqlite:///{db}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: --out {blocker / 'reports'}: cannot write in")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not db.exists()  # refused before the storage, the data or any training

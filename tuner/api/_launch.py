@@ -20,7 +20,7 @@ from tuner.api._options import (
     check_known,
     documented,
 )
-from tuner.api._report import write_report
+from tuner.api._report import check_writable_folder, write_report
 from tuner.api._setup import output, quiet_optuna, select_backend
 from tuner.api._variants import VariantsArgument, resolve_variants
 from tuner.api._worker import work_study
@@ -113,6 +113,9 @@ def launch(
         raise TunerError("--study-name names one study: give exactly one --variant with it")
     for definition in definitions:
         check_study_name(chosen.study_name or definition.name)
+    if chosen.report:
+        # Found out now, not after hours of training.
+        check_writable_folder(Path(report.out), "--out")
     spec = DatasetSpec.parse(chosen.dataset, chosen.subset)
     backend = select_backend(worker.backend, load=True)
     quiet_optuna(worker.verbose)

@@ -7,6 +7,7 @@ study; :mod:`tuner.reporting` then renders from what is stored, training nothing
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from rich.console import Console
 from tuner.api._options import ReportOptions, WorkerOptions, check_known, documented
 from tuner.api._setup import names_list, output, quiet_optuna, select_backend
 from tuner.data import DataCache
+from tuner.errors import TunerError
 from tuner.reporting import Report, build_report, complete_studies
 from tuner.storages import artifact_dir, open_storage
 from tuner.study import FinalFit, StudyConfig, stored_final_fit
@@ -56,9 +58,28 @@ def report(
     check_known(options, ReportOptions, (WorkerOptions, REPORT_WORKER_OPTIONS))
     worker = WorkerOptions.take(options)
     chosen = ReportOptions.take(options)
+    check_writable_folder(Path(chosen.out), "--out")
     select_backend(worker.backend, load=False)
     quiet_optuna(False)
     return write_report(names_list(names), worker.storage_url, chosen, output(console))
+
+
+def check_writable_folder(folder: Path, flag: str) -> None:
+    """Refuse, before any work, a folder that cannot be created or written to.
+
+    Raises:
+        TunerError: ``folder`` is a file, or the nearest existing folder above it is
+            not writable.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise TunerError(f"{flag} {folder} is a file, not a folder; give a folder")
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise TunerError(
+            f"{flag} {folder}: cannot write in {existing}; give a folder you can write to"
+        )
 
 
 def write_report(
