@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tuner.progress import format_units
 from tuner.reporting import _html
@@ -21,7 +22,7 @@ from tuner.stats import (
     holdout_ratio,
     holm,
 )
-from tuner.study import FoldResult, StudyDefinition, completed_folds, schema
+from tuner.study import FoldResult, StudyDefinition, completed_folds, schema, shown_name
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def render_ranking(
     console: Console, study_name: str, definition: StudyDefinition, points: list[RankedPoint]
 ) -> None:
     """Print the ranked grid and the best point."""
-    table = Table(title=ranking_title(study_name, definition, points))
+    table = Table(title=Text(ranking_title(shown_name(study_name), definition, points)))
     for column in _header(definition):
         table.add_column(column, justify="right")
     for point in points:
@@ -216,8 +217,10 @@ def render_ranking(
     if points:
         best = points[0]
         console.print(
-            f"best {study_name}: {format_units(definition.layer_names, best.units)} "
+            f"best {shown_name(study_name)}: {format_units(definition.layer_names, best.units)} "
             f"CV accuracy {best.mean_accuracy:.4f} ± {best.std_accuracy:.4f}",
             highlight=False,
+            markup=False,
         )
-        console.print(ties_sentence(study_name, points, DEFAULT_ALPHA), highlight=False)
+        line = ties_sentence(shown_name(study_name), points, DEFAULT_ALPHA)
+        console.print(line, highlight=False, markup=False)

@@ -14,10 +14,11 @@ import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tuner.scheduling import DEFAULT_MAX_ATTEMPTS, GridState
 from tuner.storages import TrialLedger, recent_durations
-from tuner.study import StudyConfig, schema
+from tuner.study import StudyConfig, inert, schema, shown_name
 
 RECENT_TRIALS = 50
 """The ETA uses the mean duration of this many latest completed trials."""
@@ -160,7 +161,7 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
             else "-"
         )
         table.add_row(
-            status.name,
+            Text(shown_name(status.name)),
             str(status.grid_size),
             str(status.complete),
             str(len(status.running)),
@@ -185,7 +186,8 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
                 else ""
             )
             console.print(
-                f"  {status.name}: trial {trial.number} [{trial.units}] on {trial.worker} "
+                f"  {shown_name(status.name)}: trial {trial.number} [{trial.units}] on "
+                f"{inert(trial.worker)} "
                 f"{since}{progress}",
                 highlight=False,
                 markup=False,
@@ -193,7 +195,7 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
             )
         if status.last_failure:
             console.print(
-                f"  {status.name}: last failure: {status.last_failure}",
+                f"  {shown_name(status.name)}: last failure: {inert(status.last_failure)}",
                 highlight=False,
                 markup=False,
             )

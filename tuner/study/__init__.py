@@ -29,7 +29,14 @@ from tuner.study._definition import (
     parse_definition,
     select,
 )
-from tuner.study._names import MAX_NAME_LENGTH, check_study_name, is_study_name, shown
+from tuner.study._names import (
+    MAX_NAME_LENGTH,
+    check_study_name,
+    inert,
+    is_study_name,
+    shown,
+    shown_name,
+)
 from tuner.study._records import FinalFit, FoldResult, completed_folds, stored_final_fit
 from tuner.study._sampler import (
     GRID_SEED,
@@ -59,6 +66,7 @@ __all__ = [
     "create_or_resume",
     "default_studies_dir",
     "grid_sampler",
+    "inert",
     "is_study_name",
     "load",
     "load_definition",
@@ -69,6 +77,7 @@ __all__ = [
     "schema",
     "select",
     "shown",
+    "shown_name",
     "stored_final_fit",
     "tuner_study_names",
 ]

@@ -38,6 +38,18 @@ def check_study_name(name: str) -> None:
         )
 
 
+def shown_name(name: str) -> str:
+    """A study name for a table or a title: as is when tuner would create it, else
+    quoted and escaped (:func:`shown`)."""
+    return name if is_study_name(name) else shown(name)
+
+
+def inert(text: str) -> str:
+    """``text`` read from the storage, for a terminal line: printable characters as they
+    are, control characters (ANSI escapes, newlines) written as escapes."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def shown(text: str) -> str:
     """``text`` quoted for a terminal or a log line: control characters (ANSI escapes
     included) and non-ASCII characters escaped, so nothing it holds acts on the screen."""
