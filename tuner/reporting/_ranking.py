@@ -42,7 +42,7 @@ class RankedPoint:
         folds: Every fold's accuracy, loss, time and per-epoch curves, fold 0 first.
         interval: The mean CV accuracy's 95% corrected t interval (None: under 2 folds).
         p_vs_best: Holm-adjusted p-value of the paired corrected t-test against the best
-            point (None for the best itself, or where the folds differ).
+            point (1.0 for the best itself; None where the folds differ).
         tied_with_best: The best point, or one whose difference from it is not
             significant at the ranking's alpha.
     """
@@ -146,7 +146,10 @@ def with_ties(
     result = []
     for index, (point, own) in enumerate(zip(points, scores, strict=True)):
         interval = corrected_interval(own, holdout_ratio(len(own))) if len(own) > 1 else None
-        p = None if index == 0 or math.isnan(adjusted[index - 1]) else adjusted[index - 1]
+        if index == 0:
+            p: float | None = 1.0  # the best, against itself
+        else:
+            p = None if math.isnan(adjusted[index - 1]) else adjusted[index - 1]
         tied = index == 0 or (p is not None and p >= alpha)
         result.append(replace(point, interval=interval, p_vs_best=p, tied_with_best=tied))
     return result
