@@ -32,14 +32,15 @@ def curves(db: Path) -> dict[int, tuple[TrialState, dict[int, float]]]:
     return {t.number: (t.state, t.intermediate_values) for t in study.get_trials()}
 
 
-def test_running_trials_curves_grow_in_the_storage_and_status_shows_them(
+def start_launch(
+    tuner_processes: Callable[..., subprocess.Popen[str]],
     tmp_path: Path,
     studies_dir: Path,
     synthetic_npz: Path,
-    tuner_processes: Callable[..., subprocess.Popen[str]],
-) -> None:
-    db = tmp_path / "live.db"
-    launch = tuner_processes(
+    db: Path,
+) -> subprocess.Popen[str]:
+    """A launch of the tiny grid (one batch of 3 points) for EPOCHS, curves every second."""
+    return tuner_processes(
         "launch",
         "--variant",
         "tiny",
@@ -56,6 +57,16 @@ def test_running_trials_curves_grow_in_the_storage_and_status_shows_them(
         f"sqlite:///{db}",
         cwd=tmp_path,
     )
+
+
+def test_running_trials_curves_grow_in_the_storage_and_status_shows_them(
+    tmp_path: Path,
+    studies_dir: Path,
+    synthetic_npz: Path,
+    tuner_processes: Callable[..., subprocess.Popen[str]],
+) -> None:
+    db = tmp_path / "live.db"
+    launch = start_launch(tuner_processes, tmp_path, studies_dir, synthetic_npz, db)
     seen: list[dict[int, int]] = []
 
     def batch_reports_epochs() -> bool:
@@ -101,23 +112,7 @@ def test_optuna_dashboard_serves_running_trials_growing_curves(
 ) -> None:
     """What a browser on optuna-dashboard gets: its own API, read twice while training."""
     db = tmp_path / "live.db"
-    launch = tuner_processes(
-        "launch",
-        "--variant",
-        "tiny",
-        "--dataset",
-        str(synthetic_npz),
-        "--studies",
-        str(studies_dir),
-        "--epochs",
-        str(EPOCHS),
-        "--curve-interval",
-        "1",
-        "--no-report",
-        "--storage",
-        f"sqlite:///{db}",
-        cwd=tmp_path,
-    )
+    launch = start_launch(tuner_processes, tmp_path, studies_dir, synthetic_npz, db)
     wait_for(lambda: db.exists() and launch.poll() is None)
     argv = ["dashboard", "--port", str(free_port()), "--storage", f"sqlite:///{db}"]
     with serving_dashboard(argv, cwd=tmp_path) as base:

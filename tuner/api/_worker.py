@@ -7,7 +7,6 @@ compared with the study's record before a single trial is claimed.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -151,13 +150,13 @@ def work(
     chosen = WorkerOptions.take(options)
     backend = select_backend(chosen.backend, load=True)
     quiet_optuna(chosen.verbose)
-    run_worker(names_list(names), dataclasses.replace(chosen, backend=backend), output(console))
+    run_worker(names_list(names), chosen, backend, output(console))
 
 
-def run_worker(names: list[str], options: WorkerOptions, console: Console) -> None:
+def run_worker(names: list[str], options: WorkerOptions, backend: str, console: Console) -> None:
     """Work every named study (or all tuner studies) to the end, then return.
 
-    ``options.backend`` is the backend already selected for this process.
+    ``backend`` is the Keras backend already selected for this process.
     """
     from tuner.training import configure_device
 
@@ -167,7 +166,7 @@ def run_worker(names: list[str], options: WorkerOptions, console: Console) -> No
     chosen = resolve_study_names(storage, names)
     loaded = [load(storage, name) for name in chosen]
     for _, config in loaded:
-        check_backend(config, options.backend or "", mix_backends=options.mix_backends)
+        check_backend(config, backend, mix_backends=options.mix_backends)
     schedulers = [study_scheduler(storage, options, study, config) for study, config in loaded]
     # Announced before the slow part of start-up (data, the framework's import), so that
     # workers started together (compose --scale, a fleet) count each other in their first
