@@ -108,3 +108,18 @@ def test_api_docstrings_list_the_declared_options() -> None:
         for spec in dataclasses.fields(record):
             if not declaration(spec).hidden:
                 assert f"{spec.name}: {declaration(spec).help}" in (function.__doc__ or "")
+
+
+def test_non_finite_numbers_are_refused() -> None:
+    for value in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(TunerError, match=r"^--alpha must be a finite number, got"):
+            ReportOptions(alpha=value)
+
+
+def test_an_out_folder_that_cannot_be_created_is_refused(tmp_path: Path) -> None:
+    from tuner.api._report import check_writable_folder
+
+    with pytest.raises(TunerError, match=r"^--out /proc/tuner-out: cannot write there"):
+        check_writable_folder(Path("/proc/tuner-out"), "--out")
+    check_writable_folder(tmp_path / "new" / "reports", "--out")
+    assert (tmp_path / "new" / "reports").is_dir()

@@ -86,3 +86,17 @@ def test_the_cli_reads_the_file_and_refuses_an_open_one_in_one_line(tmp_path: Pa
     output = (done.stdout + done.stderr).strip()
     assert "chmod 600" in output and len(output.splitlines()) == 1, output
     assert SECRET not in output
+
+
+def test_a_fifo_or_a_huge_file_is_refused_before_reading(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    huge = tmp_path / "huge"
+    with open(huge, "wb") as handle:
+        handle.truncate(4 << 30)  # sparse: 4 GiB declared, nothing on disk
+    huge.chmod(0o600)
+    for path in (fifo, huge):  # a read would block for ever, or take 8 GB
+        with pytest.raises(TunerError, match="is not a regular file of at most"):
+            resolve_url(None, {"TUNER_STORAGE_FILE": str(path)})

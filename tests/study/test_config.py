@@ -157,3 +157,41 @@ def test_tuner_studies_list_only_names_tuner_creates(tmp_path: Path, config: Stu
     for key, value in config.to_attrs().items():  # a forged tuner record
         hostile.set_user_attr(key, value)
     assert tuner_study_names(storage) == ["tiny"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        ({schema.DEFINITION: "garbage"}, "not a tuner definition record"),
+        ("nan learning rate", "key 'protocol.learning_rate': must be a finite number"),
+        ("huge units", "key 'grid.l1'"),
+        ({schema.EPOCHS: "many"}, "its tuner record is damaged"),
+    ],
+)
+def test_a_damaged_record_is_refused_by_name_and_skipped_when_listing_all(
+    tmp_path: Path, config: StudyConfig, damage: object, words: str
+) -> None:
+    from tuner.study import load_studies
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    create_or_resume(storage, config)
+    create_or_resume(storage, replace(config, study_name="other"))
+    study = optuna.load_study(study_name="other", storage=storage)
+    record = config.to_attrs()[schema.DEFINITION]
+    if damage == "nan learning rate":
+        damage = {
+            schema.DEFINITION: {
+                **record,
+                "protocol": {**record["protocol"], "learning_rate": float("nan")},
+            }
+        }
+    elif damage == "huge units":
+        damage = {schema.DEFINITION: {**record, "grid": {"l1": [200_000], "l2": [8]}}}
+    for key, value in damage.items():  # type: ignore[union-attr]
+        study.set_user_attr(key, value)
+    with pytest.raises(TunerError, match=words) as refused:
+        load(storage, "other")
+    assert "\n" not in str(refused.value)
+    assert [c.study_name for _, c in load_studies(storage, [])] == ["tiny"]
+    with pytest.raises(TunerError, match=words):
+        load_studies(storage, ["other"])

@@ -198,7 +198,7 @@ def test_oversized_or_deeply_nested_files_are_refused(tmp_path: Path) -> None:
 
 def test_a_folder_named_like_a_definition_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "odd.toml").mkdir()
-    with pytest.raises(TunerError, match="cannot read"):
+    with pytest.raises(TunerError, match="odd.toml: not a regular file"):
         load_definition(tmp_path / "odd.toml")
 
 
@@ -344,3 +344,13 @@ def test_structured_but_wrong_definitions_load_or_are_refused(
         )
     )
     _loads_or_refuses(path)
+
+
+def test_a_definition_that_is_not_a_regular_file_is_refused_without_blocking(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "blocked.toml")
+    with pytest.raises(TunerError, match=r"blocked.toml: not a regular file"):
+        load_definitions(tmp_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,13 @@ def serve_dashboard(
     chosen = DashboardOptions.take(options)
     quiet_optuna(False)
     folder = Path(chosen.artifacts) if chosen.artifacts is not None else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise TunerError(f"--artifacts {folder} is a file, not a folder; give a folder")
+    try:
+        socket.getaddrinfo(chosen.host, chosen.port)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise TunerError(f"--host {chosen.host!r}: not an address to bind ({reason})") from None
     try:
         serve(url, chosen.host, chosen.port, folder, output(console))
     except OSError as exc:

@@ -113,8 +113,8 @@ def launch(
         raise TunerError("--study-name names one study: give exactly one --variant with it")
     for definition in definitions:
         check_study_name(chosen.study_name or definition.name)
-    if chosen.report:
-        # Found out now, not after hours of training.
+    if chosen.report and chosen.workers > 0:
+        # Found out now, not after hours of training (--workers 0 writes no report).
         check_writable_folder(Path(report.out), "--out")
     spec = DatasetSpec.parse(chosen.dataset, chosen.subset)
     backend = select_backend(worker.backend, load=True)

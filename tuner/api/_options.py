@@ -13,6 +13,7 @@ code that uses it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,6 +71,8 @@ class Option:
             raise TunerError(
                 f"unknown {flag} '{value}'{source}; choose one of {', '.join(self.choices)}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TunerError(f"{flag} must be a finite number, got {value}")
         if isinstance(value, (int, float)):
             if self.minimum is not None and value < self.minimum:
                 raise TunerError(f"{flag} must be at least {self.minimum}, got {value}")

@@ -8,7 +8,7 @@ from tuner.api._setup import names_list, quiet_optuna
 from tuner.reporting import Results, StatusTable, study_status
 from tuner.reporting import load_results as load_from_storage
 from tuner.storages import open_storage, resolve_url
-from tuner.study import load, tuner_study_names
+from tuner.study import load_studies
 
 
 def load_results(
@@ -51,6 +51,4 @@ def status(storage: str | None = None) -> StatusTable:
     """
     quiet_optuna(False)
     opened = open_storage(resolve_url(storage), must_exist=True)
-    return StatusTable(
-        [study_status(opened, load(opened, name)[0]) for name in tuner_study_names(opened)]
-    )
+    return StatusTable([study_status(opened, study) for study, _ in load_studies(opened, [])])

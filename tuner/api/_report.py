@@ -8,6 +8,7 @@ study; :mod:`tuner.reporting` then renders from what is stored, training nothing
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,15 @@ def check_writable_folder(folder: Path, flag: str) -> None:
         raise TunerError(
             f"{flag} {folder}: cannot write in {existing}; give a folder you can write to"
         )
+    try:  # permissions do not tell everything (root, /proc, a read-only mount): try it
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise TunerError(
+            f"{flag} {folder}: cannot write there ({exc.strerror or type(exc).__name__}); "
+            "give a folder you can write to"
+        ) from None
 
 
 def write_report(

@@ -20,7 +20,7 @@ from tuner.data import DataCache, Dataset, stratified_folds
 from tuner.progress import ProgressDisplay
 from tuner.scheduling import GridScheduler, RunSummary, TrialRunner
 from tuner.storages import mask_password, open_storage
-from tuner.study import StudyConfig, check_backend, load, resolve_study_names
+from tuner.study import StudyConfig, check_backend, load_studies
 from tuner.training import training_strategy
 
 log = logging.getLogger(__name__)
@@ -163,8 +163,8 @@ def run_worker(names: list[str], options: WorkerOptions, backend: str, console: 
     storage = open_storage(
         options.storage_url, heartbeat_interval=options.heartbeat_interval, must_exist=True
     )
-    chosen = resolve_study_names(storage, names)
-    loaded = [load(storage, name) for name in chosen]
+    loaded = load_studies(storage, names)
+    chosen = [config.study_name for _, config in loaded]
     for _, config in loaded:
         check_backend(config, backend, mix_backends=options.mix_backends)
     schedulers = [study_scheduler(storage, options, study, config) for study, config in loaded]

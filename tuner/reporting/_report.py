@@ -36,8 +36,7 @@ from tuner.study import (
     FinalFit,
     StudyConfig,
     completed_folds,
-    load,
-    resolve_study_names,
+    load_studies,
     schema,
 )
 
@@ -242,8 +241,8 @@ def complete_studies(
     """Named studies (each must be complete), or every tuner study whose grid is complete."""
     explicit = bool(names) and "all" not in names
     chosen = []
-    for name in resolve_study_names(storage, names):
-        study, config = load(storage, name)
+    for study, config in load_studies(storage, names):
+        name = config.study_name
         if _is_complete(storage, study, config):
             chosen.append((study, config))
         elif explicit:

@@ -14,7 +14,7 @@ import optuna
 from rich.console import Console
 
 from tuner.reporting._ranking import RankedPoint, ranked_points, ranking_html, render_ranking
-from tuner.study import StudyConfig, StudyDefinition, load, resolve_study_names, schema
+from tuner.study import StudyConfig, StudyDefinition, load_studies, schema
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -192,5 +192,5 @@ def load_results(storage: optuna.storages.BaseStorage, names: list[str]) -> Resu
     Raises:
         TunerError: A named study does not exist, or the storage holds no tuner study.
     """
-    loaded = [load(storage, name) for name in resolve_study_names(storage, names)]
+    loaded = load_studies(storage, names)
     return Results({config.study_name: StudyResults.of(study, config) for study, config in loaded})

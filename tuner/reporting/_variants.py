@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tuner.reporting import _html
-from tuner.study import StudyDefinition
+from tuner.study import StudyDefinition, shown_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,11 +103,12 @@ class VariantTable(Mapping[str, StudyDefinition]):
         table = Table(title="study definitions")
         for column in COLUMNS:
             table.add_column(column, no_wrap=column != "units per layer")
-        for row in self._rows():
-            table.add_row(*row)
+        for name, *rest in self._rows():
+            # File names and descriptions are the user's text: shown, never markup.
+            table.add_row(Text(shown_name(name)), *(Text(cell) for cell in rest))
         console.print(table)
         for line in self.protocols():
-            console.print(line)
+            console.print(line, markup=False, highlight=False)
 
     def _repr_html_(self) -> str:
         notes = "".join(f"<p>{_html.escape(line)}</p>" for line in self.protocols())

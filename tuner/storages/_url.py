@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from urllib.parse import unquote, unquote_plus
 
@@ -37,16 +38,28 @@ def resolve_url(url: str | None, environ: dict[str, str] | None = None) -> str:
     return DEFAULT_STORAGE
 
 
+MAX_STORAGE_FILE_BYTES = 64 * 1024
+"""Largest TUNER_STORAGE_FILE read (a URL is a line; a FIFO or a huge file is refused)."""
+
+
 def _url_from_file(path: Path) -> str:
     """The storage URL in ``path`` (TUNER_STORAGE_FILE), refused unless mode 0600 or stricter."""
     try:
-        mode = path.stat().st_mode
+        status = path.stat()
+        mode = status.st_mode
+        if not stat.S_ISREG(mode) or status.st_size > MAX_STORAGE_FILE_BYTES:
+            raise TunerError(
+                f"TUNER_STORAGE_FILE {path} is not a regular file of at most "
+                f"{MAX_STORAGE_FILE_BYTES} bytes: write the storage URL in a small file"
+            )
         if mode & 0o077:
             raise TunerError(
                 f"TUNER_STORAGE_FILE {path} is readable by others (mode {mode & 0o777:o}): "
                 "it holds a password; run chmod 600 on it"
             )
-        lines = [line.strip() for line in path.read_text().splitlines()]
+        with path.open("rb") as handle:
+            text = handle.read(MAX_STORAGE_FILE_BYTES).decode()
+        lines = [line.strip() for line in text.splitlines()]
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise TunerError(f"TUNER_STORAGE_FILE {path} cannot be read: {reason}") from None

@@ -15,6 +15,7 @@ from tuner.study._config import (
     check_compatible,
     create_or_resume,
     load,
+    load_studies,
     resolve_study_names,
     tuner_study_names,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "load",
     "load_definition",
     "load_definitions",
+    "load_studies",
     "parse_definition",
     "resolve_study_names",
     "running_trial_template",

@@ -7,6 +7,7 @@ refused, so trials trained under different conditions never end up ranked togeth
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,10 @@ from tuner.errors import TunerError
 from tuner.storages import claim_lock
 from tuner.study import schema
 from tuner.study._definition import StudyDefinition
-from tuner.study._names import check_study_name, is_study_name, shown
+from tuner.study._names import check_study_name, inert, is_study_name, shown
 from tuner.study._sampler import grid_sampler
+
+log = logging.getLogger(__name__)
 
 FOLD_SEED = 42
 CREATION_LOCK = "tuner-create:"
@@ -63,15 +66,27 @@ class StudyConfig:
             raise TunerError(
                 f"study {shown(study.study_name)} was not created by tuner (no definition recorded)"
             )
-        return cls(
-            study_name=study.study_name,
-            definition=StudyDefinition.from_dict(attrs[schema.DEFINITION]),
-            dataset=DatasetSpec.from_dict(attrs[schema.DATASET]),
-            data_fingerprint=attrs[schema.DATA_FINGERPRINT],
-            epochs=int(attrs[schema.EPOCHS]),
-            fold_seed=int(attrs[schema.FOLD_SEED]),
-            backend=str(attrs.get(schema.STUDY_BACKEND, DEFAULT_BACKEND)),
-        )
+        where = f"the definition recorded on study {shown(study.study_name)}"
+        definition = StudyDefinition.from_dict(attrs[schema.DEFINITION], where)
+        try:
+            epochs, fold_seed = int(attrs[schema.EPOCHS]), int(attrs[schema.FOLD_SEED])
+            backend = str(attrs.get(schema.STUDY_BACKEND, DEFAULT_BACKEND))
+            if epochs < 1 or backend not in BACKENDS:
+                raise ValueError(f"epochs {epochs}, backend {backend!r}")
+            return cls(
+                study_name=study.study_name,
+                definition=definition,
+                dataset=DatasetSpec.from_dict(attrs[schema.DATASET]),
+                data_fingerprint=str(attrs[schema.DATA_FINGERPRINT]),
+                epochs=epochs,
+                fold_seed=fold_seed,
+                backend=backend,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise TunerError(
+                f"study {shown(study.study_name)}: its tuner record is damaged "
+                f"({type(exc).__name__}: {inert(str(exc))}); it cannot be worked or reported"
+            ) from None
 
 
 def create_or_resume(
@@ -212,6 +227,27 @@ def tuner_study_names(storage: optuna.storages.BaseStorage) -> list[str]:
         for study in storage.get_all_studies()
         if schema.DEFINITION in study.user_attrs and is_study_name(study.study_name)
     ]
+
+
+def load_studies(
+    storage: optuna.storages.BaseStorage, names: list[str]
+) -> list[tuple[optuna.Study, StudyConfig]]:
+    """The named tuner studies with their configs, or all of them (none or 'all' named).
+
+    Listing all, a study whose record is damaged is skipped with a warning naming it, so
+    one bad study in a shared storage does not stop status, reports or a fleet; a study
+    named explicitly is refused in one line instead.
+    """
+    explicit = bool(names) and "all" not in names
+    loaded = []
+    for name in resolve_study_names(storage, names):
+        try:
+            loaded.append(load(storage, name))
+        except TunerError as exc:
+            if explicit:
+                raise
+            log.warning("skipped: %s", exc)
+    return loaded
 
 
 def resolve_study_names(storage: optuna.storages.BaseStorage, names: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ import math
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,16 +99,22 @@ class StudyDefinition:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StudyDefinition:
-        """Rebuild a definition recorded on a study (trusted: we wrote it)."""
-        return cls(
-            name=data["name"],
-            description=data["description"],
-            grid={name: tuple(values) for name, values in data["grid"].items()},
-            batch_norm=bool(data["batch_norm"]),
-            dropout=float(data["dropout"]),
-            protocol=TrainingProtocol(**data["protocol"]),
-        )
+    def from_dict(cls, data: Any, where: str = "stored definition") -> StudyDefinition:
+        """Rebuild a definition recorded on a study, checked like a definition file.
+
+        Storage is shared and untrusted: a damaged or forged record is refused in one
+        line (``where`` names it) rather than trained or crashed on.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+            raise TunerError(f"{where}: not a tuner definition record")
+        document = {
+            "description": data.get("description", ""),
+            "model": {key: data[key] for key in ("batch_norm", "dropout") if key in data},
+            "grid": data.get("grid", {}),
+            "protocol": data.get("protocol", {}),
+        }
+        parsed = parse_definition(Path(where), document)
+        return replace(parsed, name=data["name"])
 
 
 class _Validator:
@@ -234,6 +240,10 @@ def parse_definition(path: Path, data: dict[str, Any]) -> StudyDefinition:
 def load_definition(path: Path) -> StudyDefinition:
     """Read, parse and validate one definition file; every refusal is one TunerError line
     naming the file (and the key, for a value out of bounds)."""
+    if path.exists() and not path.is_file():
+        raise TunerError(
+            f"{path}: not a regular file (a folder, FIFO or device); give a .toml file"
+        )
     try:
         with path.open("rb") as handle:
             content = handle.read(MAX_DEFINITION_BYTES + 1)
