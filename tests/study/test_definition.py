@@ -198,7 +198,7 @@ def test_oversized_or_deeply_nested_files_are_refused(tmp_path: Path) -> None:
 
 def test_a_folder_named_like_a_definition_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "odd.toml").mkdir()
-    with pytest.raises(TunerError, match="odd.toml: not a regular file"):
+    with pytest.raises(TunerError, match=r"odd\.toml: not a regular file"):
         load_definition(tmp_path / "odd.toml")
 
 
