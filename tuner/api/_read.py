@@ -8,7 +8,7 @@ from tuner.api._setup import names_list, quiet_optuna
 from tuner.reporting import Results, StatusTable, study_status
 from tuner.reporting import load_results as load_from_storage
 from tuner.storages import open_storage, resolve_url
-from tuner.study import load_studies
+from tuner.study import load_studies, tuner_study_names
 
 
 def load_results(
@@ -51,4 +51,5 @@ def status(storage: str | None = None) -> StatusTable:
     """
     quiet_optuna(False)
     opened = open_storage(resolve_url(storage), must_exist=True)
-    return StatusTable([study_status(opened, study) for study, _ in load_studies(opened, [])])
+    loaded = load_studies(opened, []) if tuner_study_names(opened) else []
+    return StatusTable([study_status(opened, study) for study, _ in loaded])

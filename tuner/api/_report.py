@@ -7,6 +7,7 @@ study; :mod:`tuner.reporting` then renders from what is stored, training nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -66,7 +67,8 @@ def report(
 
 
 def check_writable_folder(folder: Path, flag: str) -> None:
-    """Refuse, before any work, a folder that cannot be created or written to.
+    """Refuse, before any work, a folder that cannot be created or written to (it is
+    tried, and what the try created is removed again).
 
     Raises:
         TunerError: ``folder`` is a file, or the nearest existing folder above it is
@@ -81,7 +83,10 @@ def check_writable_folder(folder: Path, flag: str) -> None:
         raise TunerError(
             f"{flag} {folder}: cannot write in {existing}; give a folder you can write to"
         )
-    try:  # permissions do not tell everything (root, /proc, a read-only mount): try it
+    # Permissions do not tell everything (root, /proc, a read-only mount): try it, and
+    # leave no folder behind (the work may still be refused for another reason).
+    missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
+    try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
@@ -90,6 +95,10 @@ def check_writable_folder(folder: Path, flag: str) -> None:
             f"{flag} {folder}: cannot write there ({exc.strerror or type(exc).__name__}); "
             "give a folder you can write to"
         ) from None
+    finally:
+        for created in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                created.rmdir()
 
 
 def write_report(
