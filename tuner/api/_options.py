@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, TypeVar
 
 from tuner.errors import TunerError
 from tuner.scheduling import DEFAULT_CURVE_INTERVAL
@@ -114,11 +114,6 @@ def declaration(spec: dataclasses.Field[Any]) -> Option:
     if not isinstance(declared, Option):
         raise TypeError(f"field {spec.name} declares no Option")
     return declared
-
-
-def field_types(record: type[Options]) -> dict[str, Any]:
-    """The evaluated type of each field of ``record``."""
-    return get_type_hints(record)
 
 
 Accepts = type[Options] | tuple[type[Options], tuple[str, ...]]
