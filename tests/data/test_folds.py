@@ -51,3 +51,24 @@ def test_data_too_small_for_the_folds_is_refused() -> None:
     absent = np.repeat(np.arange(9), 5)
     with pytest.raises(TunerError, match=r"class 9: none"):
         check_foldable(absent, 3, "absent")
+
+
+def test_repeated_folds_start_with_the_unrepeated_split_and_each_repeat_partitions() -> None:
+    from tuner.data import repeat_seed, repeated_folds
+
+    labels = np.random.default_rng(3).integers(0, 10, 300)
+    seeds = [repeat_seed(42, r) for r in range(3)]
+    assert seeds[0] == 42 and len(set(seeds)) == 3
+    assert seeds == [repeat_seed(42, r) for r in range(3)]  # reproducible
+    folds = repeated_folds(labels, 3, seeds)
+    assert len(folds) == 9
+    # Repetition 0 is exactly today's split: R=1 keeps the protocol bit for bit.
+    for (a, b), (c, d) in zip(folds[:3], stratified_folds(labels, 3, seed=42), strict=True):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    for r in range(3):
+        validation = np.concatenate([val for _, val in folds[3 * r : 3 * r + 3]])
+        assert sorted(validation.tolist()) == list(range(300))
+    # Each repetition splits differently.
+    for r in (1, 2):
+        assert not all(np.array_equal(folds[j][1], folds[3 * r + j][1]) for j in range(3))

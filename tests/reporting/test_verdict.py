@@ -38,3 +38,39 @@ def test_curves_must_match() -> None:
         judge([0.1], [0.1, 0.2])
     with pytest.raises(ValueError):
         judge([], [])
+
+
+def test_one_fit_is_judged_exactly_as_before() -> None:
+    from tuner.reporting import judge_runs
+
+    train, val = [0.50, 0.30, 0.20, 0.12, 0.08, 0.05], [0.45, 0.30, 0.25, 0.27, 0.30, 0.33]
+    assert judge_runs([(train, val)]) == judge(train, val)
+
+
+def test_several_fits_are_judged_on_their_mean_curves_and_say_how_many_agree() -> None:
+    from tuner.reporting import judge_runs
+
+    train = [0.50, 0.30, 0.20]
+    rising = [0.40, 0.30, 0.36]  # alone: rose 20% above its minimum -> over-fits
+    flat = [0.40, 0.30, 0.31]  # alone: fits well (3% above)
+    flatter = [0.40, 0.30, 0.30]
+    verdict = judge_runs([(train, rising), (train, flat), (train, flatter)])
+    # Mean validation curve 0.40, 0.30, 0.3233: 7.8% above its minimum -> fits well.
+    assert verdict.word == "fits well"
+    assert (verdict.fits, verdict.agreeing) == (3, 2)
+    assert verdict.reason.endswith(
+        "(mean curves of 3 fits; judged alone, 2 of 3 fits well, 1 over-fits)"
+    )
+    assert verdict.gap == pytest.approx((0.36 + 0.31 + 0.30) / 3 - 0.20)
+    two_rising = judge_runs([(train, rising), (train, rising), (train, flat)])
+    assert two_rising.word == "over-fits" and two_rising.agreeing == 2
+    assert "rose 14% above its minimum at epoch 2" in two_rising.reason
+
+
+def test_fits_of_different_lengths_are_refused() -> None:
+    from tuner.reporting import judge_runs
+
+    with pytest.raises(ValueError):
+        judge_runs([([0.1, 0.2], [0.1, 0.2]), ([0.1], [0.1])])
+    with pytest.raises(ValueError):
+        judge_runs([])

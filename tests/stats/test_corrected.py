@@ -102,3 +102,61 @@ def test_ties_with_the_best_are_the_points_a_holm_corrected_paired_test_cannot_s
         "tied with it (difference not significant at alpha 0.05, "
         "corrected paired t-test, Holm): 512-64"
     )
+
+
+# Repeated k-fold CV (Bouckaert & Frank, 2004): R x k scores, variance factor
+# 1/(R*k) + n_test/n_train with n_test/n_train = 1/(k-1) of one fold, R*k - 1 dof.
+R, K = 2, 3
+A6 = [0.8812, 0.8790, 0.8801, 0.8779, 0.8825, 0.8794]
+B6 = [0.8780, 0.8771, 0.8799, 0.8760, 0.8801, 0.8785]
+
+
+def test_the_repeated_cv_interval_is_the_bouckaert_frank_formula_written_out() -> None:
+    j = R * K
+    mean = sum(A6) / j
+    variance = sum((a - mean) ** 2 for a in A6) / (j - 1)
+    half = stats.t.ppf(0.975, j - 1) * math.sqrt((1 / j + 1 / (K - 1)) * variance)
+    interval = corrected_interval(A6, holdout_ratio(K))
+    assert (interval.low, interval.high) == pytest.approx((mean - half, mean + half))
+    # SciPy's t interval with the corrected scale.
+    scale = math.sqrt((1 / j + 1 / (K - 1)) * stats.tvar(A6))
+    assert (interval.low, interval.high) == pytest.approx(
+        stats.t.interval(0.95, j - 1, loc=np.mean(A6), scale=scale)
+    )
+    # The ratio is one fold's, not that of R*k folds: 1/(k-1) = 0.5, not 1/5.
+    assert interval.half_width > corrected_interval(A6, holdout_ratio(j)).half_width
+
+
+def test_the_repeated_cv_paired_test_is_the_formula_written_out() -> None:
+    d = [a - b for a, b in zip(A6, B6, strict=True)]
+    j = len(d)
+    mean = sum(d) / j
+    variance = sum((x - mean) ** 2 for x in d) / (j - 1)
+    t = mean / math.sqrt((1 / j + 1 / (K - 1)) * variance)
+    expected = 2 * stats.t.sf(abs(t), j - 1)
+    assert corrected_paired_p(A6, B6, holdout_ratio(K)) == pytest.approx(expected)
+    # SciPy's paired t on the differences, its statistic rescaled by the correction.
+    plain = stats.ttest_rel(A6, B6).statistic
+    rescaled = plain * math.sqrt((1 / j) / (1 / j + 1 / (K - 1)))
+    assert corrected_paired_p(A6, B6, holdout_ratio(K)) == pytest.approx(
+        2 * stats.t.sf(abs(rescaled), j - 1)
+    )
+
+
+def test_ties_over_repeated_cv_use_the_folds_of_one_split() -> None:
+    far = [a - 0.05 for a in A6]
+    ranked = with_ties(
+        [point(1, (512, 128), A6), point(2, (512, 64), B6), point(3, (256, 32), far)],
+        [A6, B6, far],
+        folds=K,
+    )
+    raw = [corrected_paired_p(A6, other, holdout_ratio(K)) for other in (B6, far)]
+    assert [p.p_vs_best for p in ranked[1:]] == pytest.approx(holm(raw))
+    assert [p.tied_with_best for p in ranked] == [True, *(p >= 0.05 for p in holm(raw))]
+    interval = ranked[0].interval
+    assert interval is not None
+    expected = corrected_interval(A6, holdout_ratio(K))
+    assert (interval.low, interval.high) == pytest.approx((expected.low, expected.high))
+    # Without `folds`, six scores would be read as one 6-fold split (a narrower interval).
+    unrepeated = with_ties([point(1, (512, 128), A6)], [A6])[0].interval
+    assert unrepeated is not None and unrepeated.half_width < interval.half_width

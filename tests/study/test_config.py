@@ -49,6 +49,7 @@ def test_study_records_its_config_and_resumes(tmp_path: Path, config: StudyConfi
         ({"epochs": 3}, "epochs (stored 2, now 3)"),
         ({"data_fingerprint": "xyz"}, "data content"),
         ({"dataset": DatasetSpec("fashion-mnist")}, "dataset"),
+        ({"repeats": 2}, "CV repeats (stored 1, now 2)"),
     ],
 )
 def test_changed_settings_are_refused(
@@ -166,6 +167,8 @@ def test_tuner_studies_list_only_names_tuner_creates(tmp_path: Path, config: Stu
         ("nan learning rate", "key 'protocol.learning_rate': must be a finite number"),
         ("huge units", "key 'grid.l1'"),
         ({schema.EPOCHS: "many"}, "its tuner record is damaged"),
+        ({schema.REPEATS: 0}, "its tuner record is damaged"),
+        ({schema.REPEATS: 2, schema.SPLIT_SEEDS: [42, 7]}, "split seeds"),
     ],
 )
 def test_a_damaged_record_is_refused_by_name_and_skipped_when_listing_all(
@@ -195,3 +198,38 @@ def test_a_damaged_record_is_refused_by_name_and_skipped_when_listing_all(
     assert [c.study_name for _, c in load_studies(storage, [])] == ["tiny"]
     with pytest.raises(TunerError, match=words):
         load_studies(storage, ["other"])
+
+
+def test_repeats_and_their_split_seeds_are_recorded_and_a_resume_must_match(
+    tmp_path: Path, config: StudyConfig
+) -> None:
+    from tuner.data import repeat_seed
+
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    repeated = replace(config, study_name="twice", repeats=2)
+    study = create_or_resume(storage, repeated)
+    assert study.user_attrs[schema.REPEATS] == 2
+    assert study.user_attrs[schema.SPLIT_SEEDS] == [42, repeat_seed(42, 1)]
+    assert StudyConfig.from_study(study) == repeated
+    assert repeated.n_folds == 6 and repeated.cv_label == "2x3-fold CV"
+    with pytest.raises(TunerError) as refused:
+        create_or_resume(storage, replace(repeated, repeats=3))
+    assert "CV repeats (stored 2, now 3)" in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_a_study_from_before_repeats_is_read_as_one_repetition(
+    tmp_path: Path, config: StudyConfig
+) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    study = create_or_resume(storage, config)
+    # What tuner wrote before --repeats existed: no repeats, no split seeds.
+    attrs = {
+        k: v for k, v in study.user_attrs.items() if k not in (schema.REPEATS, schema.SPLIT_SEEDS)
+    }
+    old = optuna.create_study(storage=storage, study_name="old", direction="maximize")
+    for key, value in attrs.items():
+        old.set_user_attr(key, value)
+    stored = StudyConfig.from_study(old)
+    assert stored.repeats == 1 and stored.split_seeds == [stored.fold_seed]
+    assert create_or_resume(storage, replace(config, study_name="old")).study_name == "old"

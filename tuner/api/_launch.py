@@ -36,7 +36,7 @@ Created = list[tuple[optuna.Study, StudyConfig]]
 LAUNCH_ACCEPTS: tuple[Accepts, ...] = (
     LaunchOptions,
     (WorkerOptions, tuple(n for n in accepted_names(WorkerOptions) if n not in WORKER_ONLY)),
-    (ReportOptions, ("out", "alpha")),
+    (ReportOptions, ("out", "alpha", "final_seeds")),
 )
 """The options ``tuner launch`` takes: its own, a worker's, and where its report goes."""
 
@@ -60,6 +60,7 @@ def create_studies(
             data_fingerprint=fingerprint,
             epochs=launch.epochs or definition.protocol.epochs,
             backend=backend,
+            repeats=launch.repeats,
         )
         study = create_or_resume(storage, config, mix_backends=worker.mix_backends)
         created.append((study, config))
@@ -77,8 +78,9 @@ def launch(
     """Create (or resume) one study per variant and evaluate its whole grid: ``tuner launch``.
 
         Completed grid points are never trained again, so calling it again resumes. A study
-        records its definition, dataset, data fingerprint and epochs; launching again under
-        the same name with different ones is refused (pass ``study_name`` to start another).
+        records its definition, dataset, data fingerprint, epochs and CV repeats; launching
+        again under the same name with different ones is refused (pass ``study_name`` to
+        start another).
 
         Example:
             ``tuner.launch("2layer", "fashion-mnist", subset=3000, epochs=2, report=False)``

@@ -27,6 +27,10 @@ from tuner.storages import DEFAULT_HEARTBEAT_SECONDS, resolve_url
 from tuner.study import BACKENDS
 from tuner.training import DEFAULT_STRATEGY, STRATEGY_NAMES
 
+MAX_REPEATS = 100
+"""The most repetitions of k-fold CV a study takes (``--repeats``)."""
+MAX_FINAL_SEEDS = 100
+"""The most final fits per winner (``--final-seeds``)."""
 DEFAULT_PACK = 16
 """Grid points trained together by default (``--pack``): the study's 2layer grid fits in
 one batch; larger grids split into several."""
@@ -280,6 +284,14 @@ class LaunchOptions(Options):
         minimum=1,
         maximum=1_000_000_000,
     )
+    repeats: int = option(
+        1,
+        "Repeated cross-validation: score every grid point on R different k-fold splits "
+        "(R*k folds, each split's seed recorded), so its interval tightens; 1 is plain "
+        "k-fold CV.",
+        minimum=1,
+        maximum=MAX_REPEATS,
+    )
     study_name: str | None = option(None, "Study name (default: the variant's name).")
     studies_dir: Path | None = option(
         None,
@@ -302,6 +314,13 @@ class ReportOptions(Options):
 
     out: Path = option(Path("reports"), "Folder for the report.")
     refit: bool = option(False, "Retrain the winners even if already done.")
+    final_seeds: int = option(
+        1,
+        "Final fits of each variant's winner, each from its own seed: the report shows "
+        "test accuracy and loss as mean and spread, and the verdict reads every fit.",
+        minimum=1,
+        maximum=MAX_FINAL_SEEDS,
+    )
     alpha: float = option(
         DEFAULT_ALPHA,
         "Significance level of the ties with each study's best point and of the "

@@ -1,8 +1,9 @@
 """The report from Python: final fits, verdicts, tables and pictures, returned and written.
 
-The final fit is an application step: it trains each winner once (through
-:mod:`tuner.training`, imported only when a fit has to run) and stores the fit on its
-study; :mod:`tuner.reporting` then renders from what is stored, training nothing.
+The final fit is an application step: it trains each winner (once, or ``final_seeds``
+times from as many seeds, through :mod:`tuner.training`, imported only when a fit has to
+run) and stores the fits on its study; :mod:`tuner.reporting` then renders from what is
+stored, training nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tuner.data import DataCache
 from tuner.errors import TunerError
 from tuner.reporting import Report, build_report, complete_studies
 from tuner.storages import artifact_dir, open_storage
-from tuner.study import FinalFit, StudyConfig, stored_final_fit
+from tuner.study import FinalFit, SeedFit, StudyConfig, stored_final_fit
 
 REPORT_WORKER_OPTIONS = ("storage", "backend")
 """The :class:`WorkerOptions` a report takes: where the studies are, where fits train."""
@@ -113,7 +114,7 @@ def write_report(
     Args:
         names: Studies to report; empty (or ``all``) means every complete one.
         storage_url: The Optuna storage.
-        options: Where to write, and whether to fit again.
+        options: Where to write, whether to fit again, how many final fits per winner.
         console: Where progress messages go.
         data: Datasets already loaded in this process, reused for final fits.
 
@@ -128,7 +129,11 @@ def write_report(
     artifacts = artifact_dir(storage_url)
     data = data or DataCache()
     fitted = [
-        (study, config, *final_fit(study, config, artifacts, options.refit, data, console))
+        (
+            study,
+            config,
+            *final_fit(study, config, artifacts, options.refit, data, console, options.final_seeds),
+        )
         for study, config in chosen
     ]
     return build_report(fitted, storage, artifacts, Path(options.out), console, options.alpha)
@@ -141,25 +146,47 @@ def final_fit(
     refit: bool,
     data: DataCache,
     console: Console,
+    seeds: int = 1,
 ) -> tuple[FinalFit, bool]:
-    """The winner's final fit: the stored one, or a new one (stored); True when new."""
+    """The winner's ``seeds`` final fits: the stored ones, or new ones (stored); True when
+    any is new.
+
+    A stored record of the same winner is reused (unless ``refit``): with more fits than
+    asked, its first ``seeds``; with fewer, only the missing seeds are trained.
+    """
     stored = stored_final_fit(study)
-    if stored and not refit and stored.trial_number == study.best_trial.number:
-        return stored, False
+    if stored and (refit or stored.trial_number != study.best_trial.number):
+        stored = None
+    if stored and len(stored.runs) >= seeds:
+        return stored.first(seeds), False
     from tuner.training import configure_device, import_backend_quietly, run_final_fit
 
     import_backend_quietly()
     configure_device()
     dataset = data.verified(config.dataset, config.data_fingerprint, config.study_name)
+    have = len(stored.runs) if stored else 0
     console.print(
         f"{config.study_name}: final fit of trial {study.best_trial.number} on "
-        f"{len(dataset.y_train)} training images, {config.epochs} epochs ...",
+        f"{len(dataset.y_train)} training images, {config.epochs} epochs"
+        + (f", seeds {have + 1}-{seeds} of {seeds}" if seeds > 1 else "")
+        + " ...",
         highlight=False,
     )
-    fit = run_final_fit(study, config, dataset, artifacts)
-    console.print(
-        f"{config.study_name}: test accuracy {fit.test_accuracy:.4f}, test loss "
-        f"{fit.test_loss:.4f} ({fit.seconds:.0f} s)",
-        highlight=False,
-    )
+
+    def said(run: SeedFit) -> None:
+        seed = f" (seed {run.seed})" if seeds > 1 else ""
+        console.print(
+            f"{config.study_name}: test accuracy {run.test_accuracy:.4f}, test loss "
+            f"{run.test_loss:.4f}{seed} ({run.seconds:.0f} s)",
+            highlight=False,
+        )
+
+    fit = run_final_fit(study, config, dataset, artifacts, seeds=seeds, earlier=stored, on_fit=said)
+    if seeds > 1:
+        console.print(
+            f"{config.study_name}: over {seeds} seeds, test accuracy "
+            f"{fit.test_accuracy_mean:.4f} ± {fit.test_accuracy_std or 0.0:.4f}, test loss "
+            f"{fit.test_loss_mean:.4f} ± {fit.test_loss_std or 0.0:.4f} (mean ± std)",
+            highlight=False,
+        )
     return fit, True

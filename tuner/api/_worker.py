@@ -16,7 +16,7 @@ from rich.console import Console
 
 from tuner.api._options import WorkerOptions, check_known, documented
 from tuner.api._setup import names_list, output, quiet_optuna, select_backend
-from tuner.data import DataCache, Dataset, stratified_folds
+from tuner.data import DataCache, Dataset, repeated_folds
 from tuner.progress import ProgressDisplay
 from tuner.scheduling import GridScheduler, RunSummary, TrialRunner
 from tuner.storages import mask_password, open_storage
@@ -66,7 +66,7 @@ def work_study(
         evaluate = CrossValidation(
             definition,
             dataset,
-            stratified_folds(dataset.y_train, definition.protocol.folds, config.fold_seed),
+            repeated_folds(dataset.y_train, definition.protocol.folds, config.split_seeds),
             epochs=config.epochs,
             base_seed=config.fold_seed,
             device=device,
@@ -77,7 +77,7 @@ def work_study(
             config.study_name,
             definition.grid_size,
             len(scheduler.grid_state().complete),
-            definition.protocol.folds,
+            config.n_folds,
             config.epochs,
         )
         together = strategy.trains_together
@@ -106,7 +106,7 @@ def batch_size(
 
     limit = device_point_limit(
         config.definition,
-        config.definition.protocol.folds,
+        config.n_folds,
         len(dataset.y_train),
         device,
         options.gpu,

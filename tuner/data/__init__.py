@@ -17,7 +17,7 @@ from tuner.data._datasets import (
     read_idx,
     stratified_sample,
 )
-from tuner.data._folds import check_foldable, stratified_folds
+from tuner.data._folds import check_foldable, repeat_seed, repeated_folds, stratified_folds
 from tuner.data._limits import (
     MAX_ARRAY_BYTES,
     MAX_DEFINITION_BYTES,
@@ -43,6 +43,8 @@ __all__ = [
     "load_idx_folder",
     "load_npz",
     "read_idx",
+    "repeat_seed",
+    "repeated_folds",
     "stratified_folds",
     "stratified_sample",
 ]

@@ -7,6 +7,8 @@ seed recorded on the study.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from tuner.data._datasets import N_CLASSES
@@ -29,6 +31,29 @@ def stratified_folds(labels: np.ndarray, k: int, seed: int) -> list[tuple[np.nda
         offset += len(members)
     everything = np.arange(len(labels))
     return [(everything[fold_of != f], everything[fold_of == f]) for f in range(k)]
+
+
+def repeat_seed(fold_seed: int, repeat: int) -> int:
+    """The split seed of repetition ``repeat`` of repeated k-fold CV.
+
+    Repetition 0 uses the study's fold seed itself, so one repetition is exactly the
+    unrepeated protocol; the others derive from it, reproducibly and independently of
+    how many repetitions there are.
+    """
+    if repeat == 0:
+        return fold_seed
+    return zlib.crc32(f"{fold_seed}:repeat:{repeat}".encode())
+
+
+def repeated_folds(
+    labels: np.ndarray, k: int, seeds: list[int] | tuple[int, ...]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds of repeated k-fold CV: one stratified k-fold split per seed, in order.
+
+    Fold ``r * k + j`` of the result is fold ``j`` of the split seeded by ``seeds[r]``;
+    with one seed it is :func:`stratified_folds` itself.
+    """
+    return [split for seed in seeds for split in stratified_folds(labels, k, seed)]
 
 
 def check_foldable(labels: np.ndarray, k: int, source: str) -> None:

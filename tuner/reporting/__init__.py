@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from tuner.reporting._status import RunningTrial, StudyStatus, render_status, study_status
     from tuner.reporting._status_table import StatusTable
     from tuner.reporting._variants import VariantTable
-    from tuner.reporting._verdict import Verdict, judge
+    from tuner.reporting._verdict import Verdict, judge, judge_runs
 
 _LOCATIONS = {
     "serve": "_dashboard",
@@ -48,6 +48,7 @@ _LOCATIONS = {
     "VariantTable": "_variants",
     "Verdict": "_verdict",
     "judge": "_verdict",
+    "judge_runs": "_verdict",
 }
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "build_report",
     "complete_studies",
     "judge",
+    "judge_runs",
     "load_results",
     "ranked_points",
     "render_ranking",

@@ -1,8 +1,8 @@
 """Which variants' winners differ significantly: the report's pairwise table.
 
 Two variants' winners are compared on their per-fold CV accuracies. Studies launched on
-the same data (dataset and content fingerprint) with the same fold seed and fold count
-share their folds, so the comparison is paired (the corrected paired t-test); otherwise
+the same data (dataset and content fingerprint) with the same fold seed, fold count and
+CV repeats share their folds, so the comparison is paired (the corrected paired t-test); otherwise
 it is unpaired (Welch's test, each side's variance corrected) and says so. All pairs are
 Holm-corrected together (:mod:`tuner.stats`).
 """
@@ -86,6 +86,7 @@ def shares_folds(a: StudyConfig, b: StudyConfig) -> bool:
         and a.data_fingerprint == b.data_fingerprint
         and a.fold_seed == b.fold_seed
         and a.definition.protocol.folds == b.definition.protocol.folds
+        and a.repeats == b.repeats
     )
 
 
@@ -97,11 +98,12 @@ def compare_variants(
     for one, other in combinations(variants, 2):
         first, second = (one, other) if one.mean >= other.mean else (other, one)
         paired = shares_folds(first.config, second.config)
-        k = len(first.fold_accuracies)
-        if paired and len(second.fold_accuracies) == k > 1:
-            p = corrected_paired_p(first.fold_accuracies, second.fold_accuracies, holdout_ratio(k))
+        # n_test/n_train of one fold of k: repetitions add scores (J = R*k), not a ratio.
+        ratio = holdout_ratio(first.config.definition.protocol.folds)
+        n = len(first.fold_accuracies)
+        if paired and len(second.fold_accuracies) == n > 1:
+            p = corrected_paired_p(first.fold_accuracies, second.fold_accuracies, ratio)
         elif not paired and min(len(first.fold_accuracies), len(second.fold_accuracies)) > 1:
-            ratio = holdout_ratio(first.config.definition.protocol.folds)
             p = corrected_unpaired_p(first.fold_accuracies, second.fold_accuracies, ratio)
         else:
             p = math.nan

@@ -121,31 +121,43 @@ def ranked_points(
         for rank, trial in enumerate(ordered, start=1)
     ]
     scores = [trial.user_attrs.get(schema.FOLD_ACCURACIES) or [] for trial in ordered]
-    return with_ties(points, scores, alpha)
+    return with_ties(points, scores, alpha, folds=definition.protocol.folds)
 
 
 def with_ties(
-    points: list[RankedPoint], scores: list[list[float]], alpha: float = DEFAULT_ALPHA
+    points: list[RankedPoint],
+    scores: list[list[float]],
+    alpha: float = DEFAULT_ALPHA,
+    *,
+    folds: int | None = None,
 ) -> list[RankedPoint]:
     """The ranked points with their intervals, p-values against the best and ties.
 
     Args:
         points: Ranked, best first.
-        scores: Each point's per-fold accuracies, in fold order (the folds are shared).
+        scores: Each point's per-fold accuracies, in fold order (the folds are shared):
+            k of them, or R*k with repeated CV.
         alpha: Significance level of the Holm-corrected paired tests.
+        folds: k, the folds of one split, which sets n_test/n_train (default: as many
+            as each point has scores, i.e. no repetitions). With R*k scores the tests
+            are the repeated-CV form (Bouckaert & Frank, 2004): J = R*k, ratio 1/(k-1).
     """
     if not points:
         return points
-    k = len(scores[0])
-    ratio = holdout_ratio(k) if k > 1 else math.nan
+    n = len(scores[0])
+
+    def ratio_of(scores_count: int) -> float:
+        k = folds or scores_count
+        return holdout_ratio(k) if k > 1 else math.nan
+
     raw = [
-        corrected_paired_p(scores[0], other, ratio) if len(other) == k > 1 else math.nan
+        corrected_paired_p(scores[0], other, ratio_of(n)) if len(other) == n > 1 else math.nan
         for other in scores[1:]
     ]
     adjusted = holm(raw)
     result = []
     for index, (point, own) in enumerate(zip(points, scores, strict=True)):
-        interval = corrected_interval(own, holdout_ratio(len(own))) if len(own) > 1 else None
+        interval = corrected_interval(own, ratio_of(len(own))) if len(own) > 1 else None
         if index == 0:
             p: float | None = 1.0  # the best, against itself
         else:

@@ -28,7 +28,7 @@ from tuner.errors import TunerError
 from tuner.reporting import _html
 from tuner.reporting._comparison import VariantComparison, VariantScores, compare_variants
 from tuner.reporting._ranking import RankedPoint, ranked_points, ranking_html, ties_sentence
-from tuner.reporting._verdict import Verdict, judge
+from tuner.reporting._verdict import Verdict, judge_runs
 from tuner.scheduling import GridState
 from tuner.stats import DEFAULT_ALPHA
 from tuner.storages import TrialLedger
@@ -57,9 +57,14 @@ COLUMNS = [
     "cv_accuracy_ci_low",
     "cv_accuracy_ci_high",
     "tied_with_best",
+    "cv_repeats",
+    "cv_folds",
     "test_accuracy",
+    "test_accuracy_std",
     "final_train_loss",
     "test_loss",
+    "test_loss_std",
+    "final_seeds",
     "generalisation_gap",
     "best_epoch",
     "verdict",
@@ -67,7 +72,11 @@ COLUMNS = [
     "epochs",
     "grid_points",
 ]
-"""The comparison's columns: comparison.csv's header, the keys of each row."""
+"""The comparison's columns: comparison.csv's header, the keys of each row.
+
+``test_accuracy``, ``test_loss`` and ``final_train_loss`` are means over the winner's
+``final_seeds`` final fits (one fit: its own numbers); the ``_std`` columns are the
+sample standard deviations over them (empty with one fit)."""
 
 
 @dataclass
@@ -77,8 +86,10 @@ class VariantReport:
     Attributes:
         config: The study's recorded settings (definition, dataset, epochs).
         study: The Optuna study.
-        fit: The winner's final fit on all training images, tested on the test set.
-        verdict: Over-fits, under-fits or fits well, with its reason.
+        fit: The winner's final fits on all training images (one per seed), tested on
+            the test set.
+        verdict: Over-fits, under-fits or fits well, with its reason, judged on every
+            seed's fit (:func:`judge_runs`).
         points: The ranked grid.
         pictures: The PNGs the report wrote, by title (loss curves, weights, grid).
     """
@@ -98,7 +109,7 @@ class VariantReport:
     def __repr__(self) -> str:
         return (
             f"VariantReport({self.name}: {self.verdict.word}, "
-            f"test accuracy {self.fit.test_accuracy:.4f})"
+            f"test accuracy {self.fit.test_accuracy_mean:.4f})"
         )
 
     def row(self) -> dict[str, Any]:
@@ -114,10 +125,15 @@ class VariantReport:
             "cv_accuracy_ci_low": best.interval.low if best.interval else None,
             "cv_accuracy_ci_high": best.interval.high if best.interval else None,
             "tied_with_best": " ".join(p.label for p in self.points[1:] if p.tied_with_best),
-            "test_accuracy": self.fit.test_accuracy,
-            "final_train_loss": self.fit.train_loss,
-            "test_loss": self.fit.test_loss,
-            "generalisation_gap": self.fit.test_loss - self.fit.train_loss,
+            "cv_repeats": self.config.repeats,
+            "cv_folds": self.config.definition.protocol.folds,
+            "test_accuracy": self.fit.test_accuracy_mean,
+            "test_accuracy_std": self.fit.test_accuracy_std,
+            "final_train_loss": self.fit.train_loss_mean,
+            "test_loss": self.fit.test_loss_mean,
+            "test_loss_std": self.fit.test_loss_std,
+            "final_seeds": len(self.fit.runs),
+            "generalisation_gap": self.fit.test_loss_mean - self.fit.train_loss_mean,
             "best_epoch": self.verdict.best_epoch,
             "verdict": self.verdict.word,
             "verdict_reason": self.verdict.reason,
@@ -156,7 +172,8 @@ class VariantReport:
             f"<h3>{_html.escape(self.name)}: {_html.escape(self.verdict.word)}</h3>"
             f"<p>{_html.escape(self.verdict.reason)}; final fit of "
             f"{'-'.join(map(str, self.fit.units))}: test accuracy "
-            f"{self.fit.test_accuracy:.4f}, test loss {self.fit.test_loss:.4f}</p>"
+            f"{_with_spread(self.fit.test_accuracy_mean, self.fit.test_accuracy_std)}, "
+            f"test loss {_with_spread(self.fit.test_loss_mean, self.fit.test_loss_std)}</p>"
             + ranking_html(self.name, self.config.definition, self.points)
         )
 
@@ -329,11 +346,23 @@ SHOWN = [
 """The comparison's columns as the report shows them: (row key, title)."""
 
 
+def _with_spread(mean: float, std: float | None, fits: int | None = None) -> str:
+    """``0.8512``, or ``0.8512 ± 0.0031 (3 fits)`` over several final fits."""
+    if std is None:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {std:.4f}" + (f" ({fits} fits)" if fits else "")
+
+
 def _comparison_cells(row: dict[str, Any]) -> list[str]:
     cells = [_fmt(row[key]) for key, _ in SHOWN]
     cells[4] = f"{row['cv_accuracy_mean']:.4f} ± {row['cv_accuracy_std']:.4f}"
     if row["cv_accuracy_ci_low"] is not None:
         cells[4] += f" [{row['cv_accuracy_ci_low']:.4f}, {row['cv_accuracy_ci_high']:.4f}]"
+    if row.get("cv_repeats", 1) > 1:
+        cells[4] += f" ({row['cv_repeats']}x{row['cv_folds']}-fold)"
+    seeds = row.get("final_seeds")
+    cells[5] = _with_spread(row["test_accuracy"], row.get("test_accuracy_std"), seeds)
+    cells[7] = _with_spread(row["test_loss"], row.get("test_loss_std"))
     return cells
 
 
@@ -397,7 +426,8 @@ def _markdown(
             f"## {report.name}",
             "",
             f"{definition.regularisation}, "
-            f"{definition.grid_size} grid points, {report.fit.epochs} epochs.",
+            f"{definition.grid_size} grid points, {report.config.cv_label}, "
+            f"{report.fit.epochs} epochs.",
             "",
         ]
         lines += [_markdown_text(ties_sentence(report.name, report.points, alpha)), ""]
@@ -439,7 +469,7 @@ def _page(
         parts.append(f"<h2>{_html.escape(report.name)}</h2>")
         parts.append(
             f"<p>{_html.escape(definition.regularisation)}, {definition.grid_size} grid points, "
-            f"{report.fit.epochs} epochs.</p>"
+            f"{report.config.cv_label}, {report.fit.epochs} epochs.</p>"
         )
         parts.append(f"<p>{_html.escape(ties_sentence(report.name, report.points, alpha))}</p>")
         parts.append(ranking_html(report.name, definition, report.points))
@@ -458,7 +488,7 @@ def build_report(
     """Write the report of complete studies whose winners have their final fits.
 
     Args:
-        fitted: Each study, its config, its winner's final fit, and whether that fit is
+        fitted: Each study, its config, its winner's final fits, and whether any is
             new (its pictures are then attached to the study again).
         storage: The studies' storage (the dashboard's artifacts are recorded there).
         artifacts: The artifact folder of that storage.
@@ -481,12 +511,11 @@ def build_report(
             shutil.copyfile(model, out / name / "final.keras")
         elif fit.model_path:
             log.warning("%s: not copying the final model from outside %s", name, artifacts)
-        history = fit.history
         report = VariantReport(
             config,
             study,
             fit,
-            judge(history["loss"], history["val_loss"]),
+            judge_runs([(run.history["loss"], run.history["val_loss"]) for run in fit.runs]),
             ranked_points(study, config.definition, alpha),
         )
         _draw(report, out)

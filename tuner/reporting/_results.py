@@ -53,7 +53,10 @@ class StudyResults:
 
     def __repr__(self) -> str:
         best = f", best {self.best.mean_accuracy:.4f}" if self.best else ""
-        return f"StudyResults({self.name}: {len(self.points)}/{self.definition.grid_size}{best})"
+        cv = f", {self.config.cv_label}" if self.config.repeats > 1 else ""
+        return (
+            f"StudyResults({self.name}: {len(self.points)}/{self.definition.grid_size}{best}{cv})"
+        )
 
     @property
     def definition(self) -> StudyDefinition:
@@ -78,7 +81,8 @@ class StudyResults:
         ``cv_accuracy_ci_low`` and ``cv_accuracy_ci_high`` (the 95% corrected interval),
         ``p_vs_best_holm`` and ``tied_with_best`` (see :mod:`tuner.stats`),
         ``cv_loss_mean``, ``cv_loss_std``, ``fold_K_accuracy`` and ``fold_K_loss`` for
-        every fold K, ``train_seconds`` and ``wall_seconds``.
+        every fold K (with ``repeats`` R, K runs to R*k-1: fold K is fold K % k of
+        repetition K // k), ``train_seconds`` and ``wall_seconds``.
         """
         layers = self.definition.layer_names
         return [point.to_record(self.name, layers) for point in self.points]

@@ -67,6 +67,16 @@ class StudyStatus:
     best_units: str | None
     mean_trial_seconds: float | None
     best_interval: tuple[float, float] | None = None  # the best's 95% corrected interval
+    repeats: int = 1  # repeated CV: each point scored on this many k-fold splits
+    folds: int | None = None  # k, the folds of one split (None: not known)
+
+    @property
+    def grid_cell(self) -> str:
+        """The grid's size, and its repeated CV where the study repeats it (``9 (2x3-fold
+        CV)``); plain k-fold CV is every study's default and goes unsaid."""
+        if self.repeats == 1:
+            return str(self.grid_size)
+        return f"{self.grid_size} ({self.repeats}x{self.folds or '?'}-fold CV)"
 
     @property
     def remaining(self) -> int:
@@ -129,6 +139,8 @@ def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> St
         best_units=" ".join(f"{k}={v}" for k, v in best.params.items()) if best else None,
         best_interval=_interval(best.user_attrs.get(schema.ACCURACY_INTERVAL)) if best else None,
         mean_trial_seconds=statistics.fmean(seconds) if seconds else None,
+        repeats=config.repeats,
+        folds=definition.protocol.folds,
     )
 
 
@@ -162,7 +174,7 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
         )
         table.add_row(
             Text(shown_name(status.name)),
-            str(status.grid_size),
+            status.grid_cell,
             str(status.complete),
             str(len(status.running)),
             str(status.waiting),

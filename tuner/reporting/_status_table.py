@@ -52,11 +52,14 @@ class StatusTable(Sequence[StudyStatus]):
         return f"StatusTable({', '.join(status.name for status in self._statuses)})"
 
     def to_records(self) -> list[dict[str, Any]]:
-        """One plain dict per study: its counts, best point and ETA in seconds."""
+        """One plain dict per study: its counts, CV repeats and folds, best point and ETA in
+        seconds."""
         return [
             {
                 "study": status.name,
                 "grid_points": status.grid_size,
+                "cv_repeats": status.repeats,
+                "cv_folds": status.folds,
                 "complete": status.complete,
                 "running": len(status.running),
                 "waiting": status.waiting,
@@ -91,7 +94,7 @@ class StatusTable(Sequence[StudyStatus]):
         body = [
             [
                 status.name,
-                status.grid_size,
+                status.grid_cell,
                 status.complete,
                 len(status.running),
                 status.waiting,

@@ -10,6 +10,11 @@ the lowest validation loss of any epoch:
   validation loss: measured with Dropout active, it says the regularisation keeps the
   network from fitting the training data it sees;
 * **fits well** otherwise.
+
+With several final fits of one winner (``--final-seeds S``), :func:`judge_runs` applies
+the rule to the seeds' mean curves (epoch by epoch, the mean training and the mean
+validation loss), so one seed's noise does not decide it, and says how many of the
+fits, judged alone, agree.
 """
 
 from __future__ import annotations
@@ -22,10 +27,23 @@ RATIO = 2.0
 
 @dataclass(frozen=True)
 class Verdict:
+    """A verdict and what it rests on.
+
+    Attributes:
+        word: ``over-fits``, ``under-fits`` or ``fits well``.
+        reason: Why, in words derived from the curves.
+        best_epoch: The epoch of the lowest validation loss (from 1).
+        gap: Last validation loss minus last training loss.
+        fits: How many final fits it was judged on (their mean curves).
+        agreeing: How many of those fits, judged alone, get the same word.
+    """
+
     word: str
     reason: str
     best_epoch: int
     gap: float
+    fits: int = 1
+    agreeing: int = 1
 
 
 def judge(train_loss: list[float], val_loss: list[float]) -> Verdict:
@@ -58,3 +76,33 @@ def judge(train_loss: list[float], val_loss: list[float]) -> Verdict:
     return Verdict(
         "fits well", "validation loss close to training loss, not rising", best_epoch, gap
     )
+
+
+def judge_runs(runs: list[tuple[list[float], list[float]]]) -> Verdict:
+    """The verdict on several fits of one model: the rule on their mean curves.
+
+    Args:
+        runs: Each fit's (training loss, validation loss) per epoch, all as long.
+
+    Returns:
+        The verdict of the mean curves, with how many fits agree alone (its reason says
+        so when there is more than one fit). One fit is judged exactly as :func:`judge`.
+    """
+    if not runs:
+        raise ValueError("need at least one fit to judge")
+    if len(runs) == 1:
+        return judge(*runs[0])
+    if len({len(train) for train, _ in runs} | {len(val) for _, val in runs}) != 1:
+        raise ValueError("every fit's curves must have the same number of epochs")
+    train = [sum(values) / len(runs) for values in zip(*(t for t, _ in runs), strict=True)]
+    val = [sum(values) / len(runs) for values in zip(*(v for _, v in runs), strict=True)]
+    mean = judge(train, val)
+    alone = [judge(t, v).word for t, v in runs]
+    agreeing = alone.count(mean.word)
+    others = sorted({word for word in alone if word != mean.word})
+    split = "".join(f", {alone.count(word)} {word}" for word in others)
+    reason = (
+        f"{mean.reason} (mean curves of {len(runs)} fits; judged alone, "
+        f"{agreeing} of {len(runs)} {mean.word}{split})"
+    )
+    return Verdict(mean.word, reason, mean.best_epoch, mean.gap, len(runs), agreeing)

@@ -38,7 +38,13 @@ from tuner.study._names import (
     shown,
     shown_name,
 )
-from tuner.study._records import FinalFit, FoldResult, completed_folds, stored_final_fit
+from tuner.study._records import (
+    FinalFit,
+    FoldResult,
+    SeedFit,
+    completed_folds,
+    stored_final_fit,
+)
 from tuner.study._sampler import (
     GRID_SEED,
     ScheduledGridSampler,
@@ -57,6 +63,7 @@ __all__ = [
     "FinalFit",
     "FoldResult",
     "ScheduledGridSampler",
+    "SeedFit",
     "StudyConfig",
     "StudyDefinition",
     "TrainingProtocol",

@@ -1,8 +1,9 @@
 """One Optuna study per variant, and the record on it that keeps its trials comparable.
 
-A study stores its definition, dataset spec, data fingerprint, epochs and fold seed as
-user attributes. Anyone who later launches or joins it with different settings is
-refused, so trials trained under different conditions never end up ranked together.
+A study stores its definition, dataset spec, data fingerprint, epochs, fold seed and
+cross-validation repeats (with each repetition's split seed) as user attributes. Anyone
+who later launches or joins it with different settings is refused, so trials trained
+under different conditions never end up ranked together.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import optuna
 
-from tuner.data import DatasetSpec
+from tuner.data import DatasetSpec, repeat_seed
 from tuner.errors import TunerError
 from tuner.storages import claim_lock
 from tuner.study import schema
@@ -45,6 +46,24 @@ class StudyConfig:
     fold_seed: int = FOLD_SEED
     # Studies created before backends were recorded all trained on TensorFlow.
     backend: str = DEFAULT_BACKEND
+    # Repeated k-fold CV: R splits of k folds; studies created before it record none (1).
+    repeats: int = 1
+
+    @property
+    def split_seeds(self) -> list[int]:
+        """Each repetition's split seed, repetition 0 (the fold seed itself) first."""
+        return [repeat_seed(self.fold_seed, r) for r in range(self.repeats)]
+
+    @property
+    def n_folds(self) -> int:
+        """Folds each grid point is scored on: R repetitions of k folds."""
+        return self.repeats * self.definition.protocol.folds
+
+    @property
+    def cv_label(self) -> str:
+        """How points are scored, for titles: ``3-fold CV`` or ``2x3-fold CV``."""
+        k = self.definition.protocol.folds
+        return f"{k}-fold CV" if self.repeats == 1 else f"{self.repeats}x{k}-fold CV"
 
     def to_attrs(self) -> dict[str, Any]:
         """The study user attributes that record this config."""
@@ -56,6 +75,8 @@ class StudyConfig:
             schema.EPOCHS: self.epochs,
             schema.FOLD_SEED: self.fold_seed,
             schema.STUDY_BACKEND: self.backend,
+            schema.REPEATS: self.repeats,
+            schema.SPLIT_SEEDS: self.split_seeds,
         }
 
     @classmethod
@@ -71,8 +92,12 @@ class StudyConfig:
         try:
             epochs, fold_seed = int(attrs[schema.EPOCHS]), int(attrs[schema.FOLD_SEED])
             backend = str(attrs.get(schema.STUDY_BACKEND, DEFAULT_BACKEND))
-            if epochs < 1 or backend not in BACKENDS:
-                raise ValueError(f"epochs {epochs}, backend {backend!r}")
+            repeats = int(attrs.get(schema.REPEATS, 1))
+            if epochs < 1 or backend not in BACKENDS or repeats < 1:
+                raise ValueError(f"epochs {epochs}, backend {backend!r}, repeats {repeats}")
+            seeds = [int(s) for s in attrs.get(schema.SPLIT_SEEDS, [fold_seed])]
+            if seeds != [repeat_seed(fold_seed, r) for r in range(repeats)]:
+                raise ValueError(f"split seeds {seeds} are not those of fold seed {fold_seed}")
             return cls(
                 study_name=study.study_name,
                 definition=definition,
@@ -81,6 +106,7 @@ class StudyConfig:
                 epochs=epochs,
                 fold_seed=fold_seed,
                 backend=backend,
+                repeats=repeats,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TunerError(
@@ -194,6 +220,8 @@ def check_compatible(
         differences.append("data content (same dataset spec, but the files changed)")
     if stored.epochs != wanted.epochs:
         differences.append(f"epochs (stored {stored.epochs}, now {wanted.epochs})")
+    if stored.repeats != wanted.repeats:
+        differences.append(f"CV repeats (stored {stored.repeats}, now {wanted.repeats})")
     if differences:
         raise TunerError(
             f"study '{stored.study_name}' already exists with a different "

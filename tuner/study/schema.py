@@ -23,7 +23,8 @@ INTERRUPTED = "tuner.interrupted"
 
 # Trial user attributes.
 FOLD_PREFIX = "fold_"
-"""``fold_0`` ... ``fold_k``: one fold's accuracy, loss, seconds and per-epoch history."""
+"""``fold_0`` ... ``fold_{R*k-1}``: one fold's accuracy, loss, seconds and per-epoch
+history; fold ``f`` is fold ``f % k`` of repetition ``f // k``."""
 UNITS = "units"
 FOLD_ACCURACIES = "fold_accuracies"
 FOLD_LOSSES = "fold_losses"
@@ -54,6 +55,11 @@ DATASET = STUDY_PREFIX + "dataset"
 DATA_FINGERPRINT = STUDY_PREFIX + "data_fingerprint"
 EPOCHS = STUDY_PREFIX + "epochs"
 FOLD_SEED = STUDY_PREFIX + "fold_seed"
+REPEATS = STUDY_PREFIX + "repeats"
+"""R of repeated k-fold CV (``--repeats``): R splits, R*k folds per point; absent means 1."""
+SPLIT_SEEDS = STUDY_PREFIX + "split_seeds"
+"""The R splits' seeds, repetition 0 first (``tuner.data.repeat_seed``); absent means
+``[fold_seed]``."""
 STUDY_BACKEND = STUDY_PREFIX + "backend"
 FINAL_FIT = STUDY_PREFIX + "final_fit"
 DASHBOARD_ARTIFACTS = STUDY_PREFIX + "dashboard_artifacts"

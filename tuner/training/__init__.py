@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         TrainingListener,
         fold_seed,
     )
-    from tuner.training._final_fit import run_final_fit, weight_quantiles
+    from tuner.training._final_fit import final_seed, run_final_fit, weight_quantiles
     from tuner.training._memory import device_point_limit
     from tuner.training._models import (
         PackedDense,
@@ -54,6 +54,7 @@ _LOCATIONS = {
     "NonFiniteLossError": "_cross_validation",
     "TrainingListener": "_cross_validation",
     "fold_seed": "_cross_validation",
+    "final_seed": "_final_fit",
     "run_final_fit": "_final_fit",
     "weight_quantiles": "_final_fit",
     "device_point_limit": "_memory",
@@ -98,6 +99,7 @@ __all__ = [
     "dense_weights",
     "device_point_limit",
     "expected_parameter_count",
+    "final_seed",
     "fold_seed",
     "import_backend_quietly",
     "initial_weights",

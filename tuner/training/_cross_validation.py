@@ -254,7 +254,8 @@ class CrossValidation:
     Args:
         definition: The study's definition (model, protocol).
         dataset: The study's data (already verified against its fingerprint).
-        folds: (train, validation) indices per fold, the same for every trial.
+        folds: (train, validation) indices per fold, the same for every trial; with
+            repeated CV, every repetition's k folds in turn (R*k pairs).
         epochs: Epochs per fold.
         base_seed: The study's fold seed; initial weights derive from it per point.
         device: Where training runs, recorded on each trial.
@@ -398,14 +399,15 @@ class CrossValidation:
         latest = results[-1]
         recorder.set_user_attrs(**{schema.fold_key(latest.fold): latest.to_dict()})
 
-    @staticmethod
     def _record_summary(
-        recorder: TrialRecorder, results: list[FoldResult], started: float
+        self, recorder: TrialRecorder, results: list[FoldResult], started: float
     ) -> float:
         accuracies = [r.accuracy for r in results]
         losses = [r.loss for r in results]
         if len(results) > 1:
-            interval = corrected_interval(accuracies, holdout_ratio(len(results)))
+            # n_test/n_train of one fold of k; repeated CV adds scores, not a new ratio.
+            ratio = holdout_ratio(self.definition.protocol.folds)
+            interval = corrected_interval(accuracies, ratio)
             recorder.set_user_attrs(**{schema.ACCURACY_INTERVAL: [interval.low, interval.high]})
         recorder.set_user_attrs(
             **{
