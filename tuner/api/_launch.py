@@ -115,6 +115,12 @@ def launch(
         raise TunerError("--study-name names one study: give exactly one --variant with it")
     for definition in definitions:
         check_study_name(chosen.study_name or definition.name)
+        if chosen.epochs and "epochs" in definition.axes:
+            raise TunerError(
+                f"--epochs {chosen.epochs}: variant '{definition.name}' has an epochs axis "
+                "(each point trains its own epochs); leave --epochs out for it"
+            )
+    gpu_overrides = gpu_workers_of(chosen, worker)
     if chosen.report and chosen.workers > 0:
         # Found out now, not after hours of training (--workers 0 writes no report).
         check_writable_folder(Path(report.out), "--out")
@@ -122,11 +128,35 @@ def launch(
     backend = select_backend(worker.backend, load=True)
     quiet_optuna(worker.verbose)
     shown = output(console)
-    created, written = _launch(definitions, chosen, worker, report, backend, spec, shown)
+    created, written = _launch(
+        definitions, chosen, worker, report, backend, spec, shown, gpu_overrides
+    )
     return Results(
         {config.study_name: StudyResults.of(study, config) for study, config in created},
         report=written,
     )
+
+
+def gpu_workers_of(chosen: LaunchOptions, worker: WorkerOptions) -> list[dict[str, str]] | None:
+    """The environment overrides of the workers ``--gpus`` starts (None without it).
+
+    Raises:
+        TunerError: ``--gpus`` combined with ``--workers`` or ``--gpu``,
+            ``--workers-per-gpu`` without ``--gpus``, or devices this machine lacks.
+    """
+    if chosen.gpus is None:
+        if chosen.workers_per_gpu != 1:
+            raise TunerError("--workers-per-gpu needs --gpus (which devices to share)")
+        return None
+    if chosen.workers != 1:
+        raise TunerError(
+            "--gpus starts --workers-per-gpu workers on each device: leave --workers out"
+        )
+    if worker.gpu is not None:
+        raise TunerError("--gpu picks one device in this process; with --gpus leave it out")
+    from tuner.api._gpus import gpu_workers
+
+    return gpu_workers(chosen.gpus, chosen.workers_per_gpu)
 
 
 def _launch(
@@ -137,6 +167,7 @@ def _launch(
     backend: str,
     spec: DatasetSpec,
     console: Console,
+    gpu_overrides: list[dict[str, str]] | None = None,
 ) -> tuple[Created, Any]:
     url = worker.storage_url
     # Data first: a mistyped dataset path should not leave an empty database behind.
@@ -162,10 +193,12 @@ def _launch(
         )
         return created, None
     worker = dataclasses.replace(worker, backend=backend)
-    if chosen.workers == 1:
+    if gpu_overrides is not None:
+        run_local_workers(names, worker, len(gpu_overrides), console, gpu_overrides)
+    elif chosen.workers == 1:
         from tuner.training import configure_device
 
-        device = configure_device(worker.threads, worker.gpu)
+        device = configure_device(worker.threads, worker.gpu, worker.compile_cache)
         for study, config in created:
             work_study(storage, worker, study, config, dataset, device, console)
     else:

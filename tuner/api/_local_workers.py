@@ -34,13 +34,35 @@ def worker_command(
 
 
 def run_local_workers(
-    study_names: list[str], options: WorkerOptions, count: int, console: Console
+    study_names: list[str],
+    options: WorkerOptions,
+    count: int,
+    console: Console,
+    overrides: list[dict[str, str]] | None = None,
 ) -> None:
-    """Start `count` workers, pass SIGINT/SIGTERM on to them, and wait for all of them."""
+    """Start `count` workers, pass SIGINT/SIGTERM on to them, and wait for all of them.
+
+    Args:
+        study_names: The studies every worker works.
+        options: The options they are started with.
+        count: How many to start.
+        console: Where the start is announced.
+        overrides: Each worker's own environment variables (``tuner launch --gpus``: its
+            CUDA_VISIBLE_DEVICES), ``count`` of them; None: none.
+    """
+    if overrides is not None and len(overrides) != count:
+        raise ValueError(f"{len(overrides)} environment overrides for {count} workers")
     threads = options.threads or max(1, (os.cpu_count() or 1) // count)
     command = worker_command(study_names, options, threads, count)
     environment = {**os.environ, "TUNER_STORAGE": options.storage_url}
-    console.print(f"starting {count} local workers, {threads} {options.backend} thread(s) each")
+    pinned = ""
+    if overrides is not None:
+        devices = sorted({override.get("CUDA_VISIBLE_DEVICES", "") for override in overrides})
+        pinned = f", {count // len(devices)} on each GPU of {','.join(devices)}"
+    console.print(
+        f"starting {count} local workers, {threads} {options.backend} thread(s) each{pinned}",
+        highlight=False,
+    )
     workers: list[subprocess.Popen[bytes]] = []
     received: list[int] = []
 
@@ -52,10 +74,11 @@ def run_local_workers(
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for _ in range(count):
+        for index in range(count):
             if received:
                 break
-            workers.append(subprocess.Popen(command, env=environment))
+            own = overrides[index] if overrides is not None else {}
+            workers.append(subprocess.Popen(command, env={**environment, **own}))
         codes = [worker.wait() for worker in workers]
     finally:
         for sig, handler in previous.items():

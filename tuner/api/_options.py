@@ -218,6 +218,14 @@ class WorkerOptions(Options):
     mix_backends: bool = option(
         False, "Let a study created on one backend be trained on another.", forwarded=True
     )
+    compile_cache: str | None = option(
+        None,
+        "With --backend jax: the folder of XLA's persistent compilation cache, shared by "
+        "every worker and study on the machine (a program compiled once is loaded, not "
+        "compiled, next time); 'off' turns it off. Default: $TUNER_COMPILE_CACHE, else "
+        "$XDG_CACHE_HOME/tuner/xla, else ~/.cache/tuner/xla.",
+        forwarded=True,
+    )
     expected_workers: int = option(
         1,
         "Workers starting on these studies together, this one included: with --trainer "
@@ -305,7 +313,27 @@ class LaunchOptions(Options):
         minimum=0,
         maximum=1024,
     )
+    gpus: str | None = option(
+        None,
+        "Start local workers on this machine's GPUs, each pinned to its device with "
+        "CUDA_VISIBLE_DEVICES: 'all' (every visible GPU), N (the first N) or a list of "
+        "indices such as 0,2 ('2,' is device 2 alone); replaces --workers.",
+    )
+    workers_per_gpu: int = option(
+        1,
+        "With --gpus: local workers per device, sharing it.",
+        minimum=1,
+        maximum=64,
+    )
     report: bool = option(True, "End with `tuner report` for the variants launched.")
+
+    def validate(self) -> None:
+        """Check every field, and that ``--gpus`` reads as a device request."""
+        super().validate()
+        if self.gpus is not None:
+            from tuner.api._gpus import parse_gpus
+
+            parse_gpus(self.gpus)
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,7 @@ def run_worker(names: list[str], options: WorkerOptions, backend: str, console: 
             data.verified(config.dataset, config.data_fingerprint, config.study_name)
             for _, config in loaded
         ]
-        device = configure_device(options.threads, options.gpu)
+        device = configure_device(options.threads, options.gpu, options.compile_cache)
     except BaseException:
         _retire(schedulers)
         raise

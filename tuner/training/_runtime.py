@@ -47,12 +47,17 @@ def import_backend_quietly() -> None:
 _configured_device: str | None = None
 
 
-def configure_device(threads: int | None = None, gpu: int | None = None) -> str:
+def configure_device(
+    threads: int | None = None, gpu: int | None = None, compile_cache: str | None = None
+) -> str:
     """Pin this process to one GPU (memory taken as needed, so workers can share it) or the CPU.
 
     Returns the logical device name training will use, e.g. ``GPU:0`` or ``CPU:0``.
     Applied once per process: backends refuse these settings after their first op, so a
-    later call (the report after a launch) gets the device chosen the first time.
+    later call (the report after a launch) gets the device chosen the first time. With
+    the JAX backend it also sets XLA's persistent compilation cache (``compile_cache``: a
+    folder, ``off``, or None for ``$TUNER_COMPILE_CACHE``, else the user cache; see
+    :mod:`tuner.training._compile_cache`); TensorFlow has none, and ignores it.
     """
     global _configured_device
     if _configured_device is not None:
@@ -60,7 +65,7 @@ def configure_device(threads: int | None = None, gpu: int | None = None) -> str:
     if threads is not None and threads <= 0:
         raise TunerError(f"--threads must be positive, got {threads}")
     if active_backend() == "jax":
-        _configured_device = _configure_jax(threads, gpu)
+        _configured_device = _configure_jax(threads, gpu, compile_cache)
         return _configured_device
     import tensorflow as tf
 
@@ -88,7 +93,7 @@ def configure_device(threads: int | None = None, gpu: int | None = None) -> str:
     return _configured_device
 
 
-def _configure_jax(threads: int | None, gpu: int | None) -> str:
+def _configure_jax(threads: int | None, gpu: int | None, compile_cache: str | None) -> str:
     if "jax" not in sys.modules:
         # Like TensorFlow's memory growth: without it the first worker takes 75% of the card.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -99,6 +104,9 @@ def _configure_jax(threads: int | None, gpu: int | None) -> str:
             ).strip()
     import jax
 
+    from tuner.training._compile_cache import enable_compile_cache
+
+    enable_compile_cache(compile_cache)
     gpus = [device for device in jax.devices() if device.platform == "gpu"]
     if gpu is not None:
         if gpu < 0 or gpu >= len(gpus):
