@@ -51,3 +51,11 @@ def test_lost_workers_count_against_their_own_budget() -> None:
     assert state.stale[0] == 3 and state.failures[0] == 0
     assert state.given_up(max_attempts=1) == [1]
     assert GridState.of(trials, grid_size=2, max_stale_attempts=3).given_up(3) == [0]
+
+
+def test_a_batch_takes_the_points_of_the_first_waiting_points_group() -> None:
+    state = GridState(grid_size=6, complete={0})
+    groups = ["a", "b", "a", "b", "b", "a"]
+    assert state.next_points(3, 10, groups) == [1, 3, 4]
+    assert state.next_points(3, 2, groups) == [1, 3]
+    assert state.next_points(3, 10) == [1, 2, 3, 4, 5]

@@ -10,6 +10,7 @@ from tuner.data import MAX_DEFINITION_BYTES, MAX_GRID_POINTS, MAX_UNITS, MIN_UNI
 from tuner.errors import TunerError
 from tuner.study import (
     BUILTIN_STUDIES_DIR,
+    StudyDefinition,
     load_definition,
     load_definitions,
     select,
@@ -27,7 +28,11 @@ SPEC_GRIDS = {
 
 
 def test_builtin_studies_match_the_spec() -> None:
-    definitions = load_definitions(BUILTIN_STUDIES_DIR)
+    definitions = {
+        name: definition
+        for name, definition in load_definitions(BUILTIN_STUDIES_DIR).items()
+        if definition.in_all
+    }
     assert set(definitions) == set(SPEC_GRIDS)
     for name, (points, batch_norm, dropout) in SPEC_GRIDS.items():
         definition = definitions[name]
@@ -354,3 +359,123 @@ def test_a_definition_that_is_not_a_regular_file_is_refused_without_blocking(
     os.mkfifo(tmp_path / "blocked.toml")
     with pytest.raises(TunerError, match=r"blocked.toml: not a regular file"):
         load_definitions(tmp_path)
+
+
+AXES_TEXT = """
+[model]
+batch_norm = true
+
+[grid]
+l1 = [64, 32]
+l2 = [16]
+learning_rate = [0.001, 0.01]
+dropout = [0.0, 0.5]
+optimizer = ["adam", "sgd"]
+"""
+
+
+def test_grid_axes_multiply_the_grid_and_fix_each_points_settings(tmp_path: Path) -> None:
+    definition = load_definition(write(tmp_path, AXES_TEXT))
+    assert definition.grid == {"l1": (64, 32), "l2": (16,)}
+    assert definition.axes == {
+        "learning_rate": (0.001, 0.01),
+        "dropout": (0.0, 0.5),
+        "optimizer": ("adam", "sgd"),
+    }
+    assert definition.grid_size == 2 * 1 * 2 * 2 * 2
+    params = {"l1": 32, "l2": 16, "learning_rate": 0.01, "dropout": 0.5, "optimizer": "sgd"}
+    point = definition.at(params)
+    assert point.axes == {} and point.batch_norm and point.dropout == 0.5
+    assert point.protocol.learning_rate == 0.01 and point.protocol.optimizer == "sgd"
+    assert point.protocol.epochs == definition.protocol.epochs
+    # Learning rate and dropout are per-point data in one packed model; the optimizer
+    # changes the step, so it splits the grid into groups.
+    assert definition.step_group(params) == ("sgd",)
+    assert definition.point_label(params) == (
+        "l1=32 l2=16 dropout=0.5 learning_rate=0.01 optimizer=sgd"
+    )
+    assert definition.values_of("dropout") == (0.0, 0.5)
+    assert definition.values_of("batch_norm") == (True,)
+
+
+def test_a_definition_with_axes_survives_its_stored_record(tmp_path: Path) -> None:
+    definition = load_definition(write(tmp_path, AXES_TEXT, "axes.toml"))
+    again = StudyDefinition.from_dict(definition.to_dict())
+    assert again == definition
+    assert again.fingerprint() == definition.fingerprint()
+
+
+def test_definitions_without_axes_store_exactly_the_keys_they_always_had() -> None:
+    """Stored studies keep their fingerprint: new settings at their defaults are left out."""
+    for definition in load_definitions(BUILTIN_STUDIES_DIR).values():
+        if definition.axes:
+            continue
+        record = definition.to_dict()
+        assert set(record) == {"name", "description", "grid", "batch_norm", "dropout", "protocol"}
+        assert set(record["protocol"]) == {
+            "epochs",
+            "batch_size",
+            "folds",
+            "optimizer",
+            "learning_rate",
+        }
+
+
+@pytest.mark.parametrize(
+    ("grid", "key", "reason"),
+    [
+        ("learning_rate = [0.001, -1.0]", "grid.learning_rate", "positive"),
+        ("learning_rate = []", "grid.learning_rate", "non-empty list"),
+        ("learning_rate = 0.01", "grid.learning_rate", "non-empty list"),
+        ("dropout = [0.2, 1.0]", "grid.dropout", "[0, 1)"),
+        ("dropout = [0.2, 0.2]", "grid.dropout", "duplicate"),
+        ("batch_norm = [true, 'no']", "grid.batch_norm", "bool"),
+        ("activation = ['relu', 'swishy']", "grid.activation", "one of"),
+        ("optimizer = ['adam', 'adagrad2']", "grid.optimizer", "one of"),
+        ("batch_size = [60, 0]", "grid.batch_size", "positive"),
+        ("epochs = [2, 2.5]", "grid.epochs", "integer"),
+        ("weight_decay = [-0.1]", "grid.weight_decay", "zero or positive"),
+        ("folds = [3, 5]", "grid.folds", "l1, l2"),
+        ("momentum = [0.9]", "grid.momentum", "other axes: batch_norm, dropout"),
+    ],
+)
+def test_a_bad_axis_names_file_key_and_reason(
+    tmp_path: Path, grid: str, key: str, reason: str
+) -> None:
+    path = write(tmp_path, f"[grid]\nl1 = [8]\n{grid}\n")
+    with pytest.raises(TunerError) as error:
+        load_definition(path)
+    message = str(error.value)
+    assert str(path) in message and f"'{key}'" in message and reason in message
+
+
+def test_an_axis_also_fixed_in_its_table_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "[model]\ndropout = 0.5\n[grid]\nl1 = [8]\ndropout = [0.0, 0.5]\n")
+    with pytest.raises(TunerError, match=r"'grid.dropout': also set in \[model\]"):
+        load_definition(path)
+
+
+def test_the_axes_multiply_into_the_grid_point_limit(tmp_path: Path) -> None:
+    values = ", ".join(str(8 + i) for i in range(100))
+    rates = ", ".join(str((i + 1) / 1000) for i in range(MAX_GRID_POINTS // 100**2 + 1))
+    path = write(tmp_path, f"[grid]\nl1 = [{values}]\nl2 = [{values}]\nlearning_rate = [{rates}]")
+    with pytest.raises(TunerError, match="MAX_GRID_POINTS"):
+        load_definition(path)
+
+
+def test_the_ablation_study_is_the_three_2layer_variants_in_one_grid() -> None:
+    definitions = load_definitions(BUILTIN_STUDIES_DIR)
+    ablation = definitions["2layer-ablation"]
+    assert not ablation.in_all and ablation not in select(definitions, ["all"])
+    assert ablation.grid_size == 36
+    assert ablation.grid == definitions["2layer"].grid
+    assert ablation.axes == {"batch_norm": (True, False), "dropout": (0.0, 0.5)}
+    # Each seed 2layer variant is one (batch_norm, dropout) corner of the ablation.
+    for name in ("2layer", "2layer-no-dropout", "2layer-no-bn"):
+        seed = definitions[name]
+        point = ablation.at({"batch_norm": seed.batch_norm, "dropout": seed.dropout})
+        assert (point.batch_norm, point.dropout, point.protocol) == (
+            seed.batch_norm,
+            seed.dropout,
+            seed.protocol,
+        )

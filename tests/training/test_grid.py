@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import synthetic_images
 from tuner.data import DatasetSpec, load_dataset, stratified_folds
 from tuner.data._datasets import DEBIAN_FASHION_MNIST
-from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
+from tuner.study import BUILTIN_STUDIES_DIR, load_definition, load_definitions
 from tuner.training import (
     STRATEGIES,
     FoldTrainer,
@@ -28,8 +28,10 @@ from tuner.training import (
 )
 from tuner.training._models import (
     MaskedPackedDense,
+    PointDropout,
     build_grid_model,
     dense_weights,
+    grid_learning_rate_scales,
     grid_weights,
 )
 
@@ -75,6 +77,74 @@ def test_each_point_trains_exactly_as_alone(variant: str) -> None:
                 np.testing.assert_allclose(
                     mine[key], alone[fold][key], rtol=5e-4, atol=5e-4, err_msg=f"{units} {key}"
                 )
+
+
+AXES_STUDY = """
+[grid]
+l1 = [32, 16, 8]
+l2 = [8, 16, 4]
+learning_rate = [0.0005, 0.001, 0.004]
+batch_norm = [true, false]
+activation = ["relu", "tanh", "gelu"]
+
+[protocol]
+optimizer = "{optimizer}"
+"""
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_points_with_their_own_settings_train_exactly_as_alone(tmp_path, optimizer: str) -> None:
+    """Learning rate, BatchNorm on/off and activation as per-point data in one grid model:
+    each point trains as its own model with its own settings would."""
+    path = tmp_path / "axes.toml"
+    path.write_text(AXES_STUDY.format(optimizer=optimizer))
+    definition = load_definition(path)
+    chosen = [
+        {"l1": 32, "l2": 8, "learning_rate": 0.004, "batch_norm": True, "activation": "tanh"},
+        {"l1": 16, "l2": 16, "learning_rate": 0.0005, "batch_norm": False, "activation": "relu"},
+        {"l1": 8, "l2": 4, "learning_rate": 0.001, "batch_norm": True, "activation": "gelu"},
+    ]
+    settings = [definition.at(params) for params in chosen]
+    points = [definition.units_of(params) for params in chosen]
+    x, y = data(600)
+    splits = stratified_folds(y, FOLDS, 0)
+    packed = training_loops().packed
+    grid = build_grid_model(definition, points, FOLDS, settings)
+    grid_weights(grid, separate_models(definition, points), FOLDS)
+    scales = grid_learning_rate_scales(grid, settings, FOLDS, definition.protocol.learning_rate)
+    assert scales is not None
+    together = packed(
+        grid, definition, FOLDS, points=len(points), learning_rate_scales=scales
+    ).fit_folds(x, y, splits, epochs=2, seed=5)
+    for p, units in enumerate(points):
+        alone_model = build_packed_model(settings[p], units, FOLDS)
+        pack_weights(alone_model, separate_models(definition, points)[p])
+        alone = packed(alone_model, settings[p], FOLDS).fit_folds(x, y, splits, epochs=2, seed=5)
+        for fold in range(FOLDS):
+            mine = together[fold * len(points) + p]
+            for key in mine:
+                np.testing.assert_allclose(
+                    mine[key], alone[fold][key], rtol=5e-4, atol=5e-4, err_msg=f"{units} {key}"
+                )
+
+
+def test_one_learning_rate_needs_no_scales() -> None:
+    definition = DEFINITIONS["2layer-no-dropout"]
+    grid = build_grid_model(definition, POINTS[:2], FOLDS)
+    assert grid_learning_rate_scales(grid, [definition] * 2, FOLDS, 0.001) is None
+
+
+def test_point_dropout_drops_each_slot_at_its_own_rate() -> None:
+    rates = [0.0, 0.5, 0.9]
+    layer = PointDropout(rates, axis=2, seed=1)
+    ones = np.ones((4000, 2, 3), np.float32)
+    dropped = np.asarray(layer(ones, training=True))
+    np.testing.assert_array_equal(dropped[..., 0], 1.0)  # rate 0: exactly unchanged
+    for slot, rate in enumerate(rates[1:], start=1):
+        kept = dropped[..., slot] > 0
+        assert abs(kept.mean() - (1 - rate)) < 0.02, (rate, kept.mean())
+        np.testing.assert_allclose(dropped[..., slot][kept], 1 / (1 - rate), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(layer(ones, training=False)), ones)
 
 
 def test_padded_weights_stay_exactly_zero() -> None:
@@ -126,7 +196,7 @@ def test_each_point_trains_exactly_as_alone_on_jax(tmp_path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "4 passed" in result.stdout
+    assert "8 passed" in result.stdout
 
 
 @pytest.mark.slow

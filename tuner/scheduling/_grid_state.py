@@ -7,7 +7,7 @@ on what is complete, running, waiting and given up.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -91,6 +91,16 @@ class GridState:
         blocked = self.complete | self.running | set(self.given_up(max_attempts))
         return [g for g in range(self.grid_size) if g not in blocked]
 
-    def next_points(self, max_attempts: int, count: int) -> list[int]:
-        """Up to ``count`` points to claim next, lowest grid id first."""
-        return self.waiting(max_attempts)[:count]
+    def next_points(
+        self, max_attempts: int, count: int, groups: Sequence[Hashable] | None = None
+    ) -> list[int]:
+        """Up to ``count`` points to claim next, lowest grid id first.
+
+        With ``groups`` (each grid id's training group: points that can train in one
+        packed model), the points are all of the first waiting point's group.
+        """
+        waiting = self.waiting(max_attempts)
+        if groups is not None and waiting:
+            first = groups[waiting[0]]
+            waiting = [g for g in waiting if groups[g] == first]
+        return waiting[:count]

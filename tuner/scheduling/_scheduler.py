@@ -43,7 +43,6 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from tuner.errors import TunerError, WorkerInterrupted
-from tuner.progress import format_units
 from tuner.scheduling._curves import DEFAULT_CURVE_INTERVAL, CurveWriter
 from tuner.scheduling._grid_state import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_STALE_ATTEMPTS, GridState
 from tuner.scheduling._heartbeat import Heartbeat
@@ -56,7 +55,15 @@ from tuner.storages import (
     take_point,
     with_retries,
 )
-from tuner.study import FoldResult, StudyDefinition, completed_folds, running_trial_template, schema
+from tuner.study import (
+    PACKED_AXES,
+    FoldResult,
+    StudyDefinition,
+    completed_folds,
+    grid_params,
+    running_trial_template,
+    schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +185,13 @@ class GridScheduler:
             self.study_id,
             [schema.GRID_ID, schema.RETRYABLE, schema.INTERRUPTED, schema.FAIL_REASON],
         )
+        # Each grid id's training group, when the grid has axes that split it (a batch
+        # claim takes the points of one group: they train as one packed model).
+        self._groups = (
+            [definition.step_group(params) for params in grid_params(definition)]
+            if set(definition.axes) - PACKED_AXES
+            else None
+        )
 
     @property
     def heartbeat_interval(self) -> float:
@@ -238,7 +252,7 @@ class GridScheduler:
             claims = []
             created: list[int] = []
             try:
-                for grid_id in state.next_points(self.max_attempts, count):
+                for grid_id in state.next_points(self.max_attempts, count, self._groups):
                     template = running_trial_template(self.study, self.definition, grid_id)
                     trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
                     created.append(trial_id)
@@ -289,7 +303,7 @@ class GridScheduler:
             grid_id=grid_id,
             params=dict(template.params),
             units=units,
-            label=format_units(self.definition.layer_names, units),
+            label=self.definition.point_label(template.params),
             reused_folds=reuse,
         )
 
@@ -427,9 +441,7 @@ class GridScheduler:
             attempts = [t for t in trials if t.system_attrs.get(schema.GRID_ID) == grid_id]
             last = attempts[-1]
             units = (
-                format_units(self.definition.layer_names, self.definition.units_of(last.params))
-                if last.params
-                else f"grid id {grid_id}"
+                self.definition.point_label(last.params) if last.params else f"grid id {grid_id}"
             )
             reason = last.system_attrs.get(schema.FAIL_REASON, "unknown")
             lines.append(f"{units} ({len(attempts)} attempts, last: {reason})")

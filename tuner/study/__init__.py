@@ -20,8 +20,13 @@ from tuner.study._config import (
     tuner_study_names,
 )
 from tuner.study._definition import (
+    ACTIVATIONS,
+    AXES,
     BUILTIN_STUDIES_DIR,
     OPTIMIZERS,
+    PACKED_AXES,
+    SETTINGS,
+    Setting,
     StudyDefinition,
     TrainingProtocol,
     default_studies_dir,
@@ -48,11 +53,14 @@ from tuner.study._records import (
 from tuner.study._sampler import (
     GRID_SEED,
     ScheduledGridSampler,
+    grid_params,
     grid_sampler,
     running_trial_template,
 )
 
 __all__ = [
+    "ACTIVATIONS",
+    "AXES",
     "BACKENDS",
     "BUILTIN_STUDIES_DIR",
     "DEFAULT_BACKEND",
@@ -60,10 +68,13 @@ __all__ = [
     "GRID_SEED",
     "MAX_NAME_LENGTH",
     "OPTIMIZERS",
+    "PACKED_AXES",
+    "SETTINGS",
     "FinalFit",
     "FoldResult",
     "ScheduledGridSampler",
     "SeedFit",
+    "Setting",
     "StudyConfig",
     "StudyDefinition",
     "TrainingProtocol",
@@ -73,6 +84,7 @@ __all__ = [
     "completed_folds",
     "create_or_resume",
     "default_studies_dir",
+    "grid_params",
     "grid_sampler",
     "inert",
     "is_study_name",

@@ -47,9 +47,37 @@ def grid_sampler(definition: StudyDefinition) -> ScheduledGridSampler:
     return ScheduledGridSampler(search_space(definition), seed=GRID_SEED)
 
 
-def search_space(definition: StudyDefinition) -> dict[str, list[int]]:
-    """The grid as GridSampler takes it and records it on each trial."""
-    return {name: list(values) for name, values in definition.grid.items()}
+def search_space(definition: StudyDefinition) -> dict[str, list[Any]]:
+    """The grid as GridSampler takes it and records it on each trial: the widths, then
+    any other axes (a study without axes has exactly the space it always had)."""
+    space: dict[str, list[Any]] = {name: list(values) for name, values in definition.grid.items()}
+    space.update((name, list(values)) for name, values in definition.axes.items())
+    return space
+
+
+class _GridIdOnly:
+    """What ``GridSampler.sample_independent`` reads of a trial: its ``grid_id``."""
+
+    def __init__(self, grid_id: int) -> None:
+        self.system_attrs = {schema.GRID_ID: grid_id}
+
+
+def grid_params(definition: StudyDefinition) -> list[dict[str, Any]]:
+    """Every grid id's parameters, indexed by grid id: what a trial of that id gets."""
+    sampler = grid_sampler(definition)
+    space = search_space(definition)
+    return [
+        {
+            name: sampler.sample_independent(
+                None,  # type: ignore[arg-type]  # GridSampler reads only the trial
+                _GridIdOnly(grid_id),  # type: ignore[arg-type]
+                name,
+                CategoricalDistribution(values),
+            )
+            for name, values in space.items()
+        }
+        for grid_id in range(definition.grid_size)
+    ]
 
 
 def running_trial_template(

@@ -30,6 +30,7 @@ from tuner.training._models import (
     build_grid_model,
     build_model,
     build_packed_model,
+    grid_learning_rate_scales,
     grid_weights,
     initial_weights_of,
     pack_weights,
@@ -314,7 +315,11 @@ class CrossValidation:
             self._record_start(claim, recorder)
         started = time.perf_counter()
         curves = [PointCurve(recorder, len(self.folds)) for recorder in recorders]
-        histories = self._train_grid([claim.units for claim in claims], curves)
+        histories = self._train_grid(
+            [claim.units for claim in claims],
+            curves,
+            [self.definition.at(claim.params) for claim in claims],
+        )
         for recorder in recorders:
             recorder.flush_curve()  # one write: the batch's recorders share a writer
         seconds = (time.perf_counter() - started) / (len(claims) * len(self.folds))
@@ -351,12 +356,26 @@ class CrossValidation:
         except Exception as exc:
             return exc
 
+    def epochs_of(self, point: StudyDefinition) -> int:
+        """Epochs a point trains: its own on a grid with an ``epochs`` axis, else the study's."""
+        return point.protocol.epochs if "epochs" in self.definition.axes else self.epochs
+
     def _train_grid(
-        self, points: list[tuple[int, ...]], curves: list[PointCurve]
+        self,
+        points: list[tuple[int, ...]],
+        curves: list[PointCurve],
+        settings: list[StudyDefinition],
     ) -> list[dict[str, list[float]]]:
-        """Histories of every (fold, point), fold-major; each point's curve recorded live."""
+        """Histories of every (fold, point), fold-major; each point's curve recorded live.
+
+        ``settings`` are the points' own definitions; the scheduler hands out batches of
+        one training group, so they differ only in per-point (packed) settings.
+        """
         folds = len(self.folds)
-        model = build_grid_model(self.definition, points, folds)
+        shared = settings[0]
+        epochs = self.epochs_of(shared)
+        model = build_grid_model(self.definition, points, folds, settings)
+        scales = grid_learning_rate_scales(model, settings, folds, shared.protocol.learning_rate)
         every = [(units, f) for units in points for f in range(folds)]
         weights = initial_weights_of(
             self.definition,
@@ -367,7 +386,7 @@ class CrossValidation:
             model, [weights[p * folds : (p + 1) * folds] for p in range(len(points))], folds
         )
         if self.listener:
-            self.listener.fold_started(1, folds, self.epochs, packed=folds)
+            self.listener.fold_started(1, folds, epochs, packed=folds)
 
         def models_reached(epoch: int, values: list[float]) -> None:
             for point, curve in enumerate(curves):
@@ -375,11 +394,12 @@ class CrossValidation:
                 curve.folds_reached(by_fold, epoch)
 
         packed = training_loops().packed
-        return packed(model, self.definition, folds, points=len(points)).fit_folds(
+        loop = packed(model, shared, folds, points=len(points), learning_rate_scales=scales)
+        return loop.fit_folds(
             self.dataset.x_train,
             self.dataset.y_train,
             self.folds,
-            epochs=self.epochs,
+            epochs=epochs,
             # One batch order per fold, shared by every point (common random numbers).
             seed=zlib.crc32(f"{self.base_seed}:grid".encode()),
             on_epoch_end=self.listener.epoch_ended if self.listener else None,
@@ -427,7 +447,9 @@ class CrossValidation:
         units = claim.units
         self._record_start(claim, recorder)
         started = time.perf_counter()
-        fold_trainer = FoldTrainer(self.definition, units, self.strategy)
+        definition = self.definition.at(claim.params)
+        epochs = self.epochs_of(definition)
+        fold_trainer = FoldTrainer(definition, units, self.strategy)
         reuse = dict(claim.reused_folds)
         folds = self.folds
         curve = PointCurve(recorder, len(folds))
@@ -439,7 +461,7 @@ class CrossValidation:
                 fold_trainer.train_packed(
                     self.dataset,
                     pending,
-                    epochs=self.epochs,
+                    epochs=epochs,
                     base_seed=self.base_seed,
                     listener=self.listener,
                     n_folds=len(folds),
@@ -452,12 +474,12 @@ class CrossValidation:
                 result = reuse[fold]
             else:
                 if self.listener:
-                    self.listener.fold_started(fold + 1, len(folds), self.epochs)
+                    self.listener.fold_started(fold + 1, len(folds), epochs)
                 result = fold_trainer.train_fold(
                     self.dataset,
                     split,
                     fold=fold,
-                    epochs=self.epochs,
+                    epochs=epochs,
                     seed=fold_seed(self.base_seed, units, fold),
                     listener=self.listener,
                     on_fold_epoch=curve.folds_reached,

@@ -88,8 +88,9 @@ def _new_history() -> History:
 class _KerasAdam:
     """Keras' Adam update (``keras.optimizers.Adam.update_step``), as a pure function."""
 
-    def __init__(self, learning_rate: float) -> None:
+    def __init__(self, learning_rate: float, scales: Arrays | None = None) -> None:
         self.learning_rate = learning_rate
+        self.scales = scales
 
     def initial_state(self, trainable: Arrays) -> tuple[jax.Array, Arrays, Arrays]:
         momentums = [jnp.zeros_like(value) for value in trainable]
@@ -108,10 +109,14 @@ class _KerasAdam:
         beta_2_power = jnp.power(jnp.float32(BETA_2), local_step)
         alpha = lr * jnp.sqrt(1 - beta_2_power) / (1 - beta_1_power)
         new_params, new_m, new_v = [], [], []
-        for param, grad, m, v in zip(params, grads, momentums, velocities, strict=True):
+        scales: Sequence[jax.Array | None] = self.scales or [None] * len(params)
+        for param, grad, m, v, scale in zip(
+            params, grads, momentums, velocities, scales, strict=True
+        ):
             m = m + (grad - m) * (1 - BETA_1)
             v = v + (jnp.square(grad) - v) * (1 - BETA_2)
-            new_params.append(param - (m * alpha) / (jnp.sqrt(v) + EPSILON))
+            step = alpha if scale is None else alpha * scale  # a point's own learning rate
+            new_params.append(param - (m * step) / (jnp.sqrt(v) + EPSILON))
             new_m.append(m)
             new_v.append(v)
         return new_params, (iterations + 1, new_m, new_v)
@@ -120,7 +125,13 @@ class _KerasAdam:
 class _KerasOptimizer:
     """Any other Keras optimizer, run statelessly; its initial state is kept for resets."""
 
-    def __init__(self, protocol: TrainingProtocol, variables: Sequence[keras.Variable]) -> None:
+    def __init__(
+        self,
+        protocol: TrainingProtocol,
+        variables: Sequence[keras.Variable],
+        scales: Arrays | None = None,
+    ) -> None:
+        self.scales = scales
         # A fresh optimizer rather than ``model.optimizer``: the packed model is not
         # compiled, and a fresh one starts from iteration 0 whatever ran before.
         self.optimizer = make_optimizer(protocol)
@@ -134,8 +145,15 @@ class _KerasOptimizer:
         return list(self._initial)
 
     def apply(self, state: Arrays, grads: Arrays, params: Arrays) -> tuple[Arrays, Arrays]:
-        updated: tuple[Arrays, Arrays] = self.optimizer.stateless_apply(state, grads, params)
-        return updated
+        new_params, new_state = self.optimizer.stateless_apply(state, grads, params)
+        if self.scales is not None:
+            # Every study optimizer's update is linear in its (constant) learning rate:
+            # scaling the update gives each element its own point's learning rate.
+            new_params = [
+                old + scale * (new - old)
+                for old, new, scale in zip(params, new_params, self.scales, strict=True)
+            ]
+        return new_params, new_state
 
 
 class _JaxLoop:
@@ -151,7 +169,12 @@ class _JaxLoop:
     # hold that many points per fold (fold-major); 1 for the other models.
     points = 1
 
-    def __init__(self, model: keras.Model, protocol: TrainingProtocol) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        protocol: TrainingProtocol,
+        learning_rate_scales: Sequence[np.ndarray] | None = None,
+    ) -> None:
         if keras.backend.backend() != "jax":
             raise RuntimeError(
                 f"the JAX trainers need KERAS_BACKEND=jax; Keras runs on "
@@ -161,10 +184,19 @@ class _JaxLoop:
         self.protocol = protocol
         self._softmax_output = _softmax_output_layer(model)
         trainable = [variable.value for variable in model.trainable_variables]
+        # Per variable, each element's learning rate over the protocol's (a grid whose
+        # points have their own learning rates); None: one learning rate for all.
+        scales = (
+            None
+            if learning_rate_scales is None
+            else [jnp.asarray(scale, jnp.float32) for scale in learning_rate_scales]
+        )
         if protocol.optimizer == "adam":
-            self._optimizer: _KerasAdam | _KerasOptimizer = _KerasAdam(protocol.learning_rate)
+            self._optimizer: _KerasAdam | _KerasOptimizer = _KerasAdam(
+                protocol.learning_rate, scales
+            )
         else:
-            self._optimizer = _KerasOptimizer(protocol, model.trainable_variables)
+            self._optimizer = _KerasOptimizer(protocol, model.trainable_variables, scales)
         self._optimizer_state = self._optimizer.initial_state(trainable)
         # Compiled programs by name and argument shapes: one set per distinct data shape
         # (per grid point, and per fold length for the single-model trainer).
@@ -476,10 +508,15 @@ class JaxPackedLoop(_JaxLoop):
     """
 
     def __init__(
-        self, model: keras.Model, definition: StudyDefinition, packs: int, points: int = 1
+        self,
+        model: keras.Model,
+        definition: StudyDefinition,
+        packs: int,
+        points: int = 1,
+        learning_rate_scales: Sequence[np.ndarray] | None = None,
     ) -> None:
         self.packs, self.points = packs, points
-        super().__init__(model, definition.protocol)
+        super().__init__(model, definition.protocol, learning_rate_scales)
 
     def fit_folds(
         self,

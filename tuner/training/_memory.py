@@ -46,7 +46,9 @@ def grid_parameter_count(
     first = sum(units[0] for units in points)
     trainable = folds * (N_PIXELS * first + first)
     non_trainable = 0
-    if definition.batch_norm:
+    # Costed for the grid's costliest point: BatchNorm if any point has it.
+    batch_norm = True in definition.values_of("batch_norm")
+    if batch_norm:
         trainable += 2 * folds * first
         non_trainable += 2 * folds * first
     fan_in = max(units[0] for units in points)
@@ -55,7 +57,7 @@ def grid_parameter_count(
         weights = models * (fan_in * widest + widest)
         trainable += weights
         non_trainable += weights  # the kernel and bias masks
-        if definition.batch_norm:
+        if batch_norm:
             trainable += 2 * models * widest
             non_trainable += 2 * models * widest + models * widest  # moving stats, unit mask
         fan_in = widest
@@ -80,7 +82,7 @@ def grid_batch_bytes(
     for layer in range(1, definition.n_layers):
         units += models * max(p[layer] for p in points)
     units += models * N_CLASSES
-    batch = definition.protocol.batch_size
+    batch: int = max(definition.values_of("batch_size"))
     activations = 8 * units * batch + 4 * units * EVAL_ROWS
     data = 2 * train_rows * (N_PIXELS + 1)
     return FLOAT_BYTES * (5 * trainable + 2 * non_trainable + activations + data)

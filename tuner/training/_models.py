@@ -1,9 +1,9 @@
 """The study's MLP, and its packed form: Keras layers and ``keras.ops`` only, any backend.
 
-A grid point's model is Dense(units, relu, he_normal) per hidden layer, then BatchNorm
-and Dropout when the variant has them, and a 10-way softmax, exactly as
-docs/study-protocol.md describes; sparse categorical cross-entropy is the one-hot loss
-without materialising one-hot labels.
+A grid point's model is Dense(units, relu, he_normal) per hidden layer (another
+activation where the definition names one), then BatchNorm and Dropout when the variant
+has them, and a 10-way softmax, exactly as docs/study-protocol.md describes; sparse
+categorical cross-entropy is the one-hot loss without materialising one-hot labels.
 
 The packed form holds k independent copies of that model (one per fold) so that every
 op does k times the work for one op's fixed cost:
@@ -60,7 +60,7 @@ def build_model(
         stack.append(
             keras.layers.Dense(
                 width,
-                activation="relu",
+                activation=definition.activation,
                 kernel_initializer=initializer(index),
                 name=f"dense_{index}",
             )
@@ -136,7 +136,7 @@ def build_packed_model(
     inputs = keras.Input(shape=(packs, N_PIXELS))
     hidden = inputs
     for width in units:
-        hidden = PackedDense(packs, width, "relu")(hidden)
+        hidden = PackedDense(packs, width, definition.activation)(hidden)
         if definition.batch_norm:
             hidden = layers.Reshape((packs * width,))(hidden)
             hidden = layers.BatchNormalization()(hidden)
@@ -353,8 +353,110 @@ class UnitMask(layers.Layer):
         return inputs * self.mask
 
 
+class PointActivation(layers.Layer):
+    """Each slot (a unit column or a packed model) through its own point's activation.
+
+    ``slots`` names the activation of every index along ``axis`` of the input; each
+    output element is exactly that activation of its input (a select, not a blend).
+    """
+
+    def __init__(self, slots: Sequence[str], axis: int, **kwargs: object):
+        super().__init__(**kwargs)
+        self.slots, self.axis = list(slots), axis
+
+    def call(self, inputs: Any) -> Any:
+        names = np.array(self.slots)
+        shape = [1, 1, 1]
+        shape[self.axis] = len(self.slots)
+        outputs = ops.zeros_like(inputs)
+        for name in sorted(set(self.slots)):
+            chosen = ops.convert_to_tensor((names == name).reshape(shape))
+            outputs = ops.where(chosen, keras.activations.get(name)(inputs), outputs)
+        return outputs
+
+
+class PointSelect(layers.Layer):
+    """``[on, off]`` to ``on`` where a slot's point has the switch on, else ``off``
+    (BatchNorm per point: a point without it gets the layer's input unchanged)."""
+
+    def __init__(self, slots: Sequence[bool], axis: int, **kwargs: object):
+        super().__init__(**kwargs)
+        self.slots, self.axis = list(slots), axis
+
+    def call(self, inputs: Any) -> Any:
+        on, off = inputs
+        shape = [1, 1, 1]
+        shape[self.axis] = len(self.slots)
+        chosen = ops.convert_to_tensor(np.array(self.slots).reshape(shape))
+        return ops.where(chosen, on, off)
+
+
+class PointDropout(layers.Layer):
+    """Dropout with each slot's own rate (0 leaves a slot exactly unchanged)."""
+
+    def __init__(
+        self, slots: Sequence[float], axis: int, seed: int | None = None, **kwargs: object
+    ):
+        super().__init__(**kwargs)
+        self.slots, self.axis = list(slots), axis
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        if not training:
+            return inputs
+        shape = [1, 1, 1]
+        shape[self.axis] = len(self.slots)
+        keep = ops.convert_to_tensor((1.0 - np.array(self.slots, np.float32)).reshape(shape))
+        draws = keras.random.uniform(ops.shape(inputs), seed=self.seed_generator)
+        return ops.where(draws < keep, inputs / keep, ops.zeros_like(inputs))
+
+
+def _shared(values: Sequence[Any]) -> tuple[bool, Any]:
+    """(True, the value) when every point has the same value, else (False, None)."""
+    return (True, values[0]) if len(set(values)) == 1 else (False, None)
+
+
+def _point_layers(
+    hidden: Any,
+    settings: Sequence[StudyDefinition],
+    slots: Sequence[int],
+    axis: int,
+    layer: int,
+    unit_mask: Callable[[Any], Any] | None,
+) -> Any:
+    """Activation, BatchNorm and Dropout of one grid layer, per point where they differ.
+
+    ``slots[i]`` is the point of index ``i`` along ``axis``. A setting every point shares
+    builds exactly the layers a one-setting grid always had.
+    """
+    acts = [settings[p].activation for p in slots]
+    if not _shared(acts)[0]:  # else the Dense layer applied the one activation itself
+        hidden = PointActivation(acts, axis)(hidden)
+    norms = [settings[p].batch_norm for p in slots]
+    if any(norms):
+        shape = tuple(hidden.shape[1:])
+        before = hidden
+        hidden = layers.Reshape((math.prod(shape),))(hidden)
+        hidden = layers.BatchNormalization(name=f"grid_batch_norm_{layer}")(hidden)
+        hidden = layers.Reshape(shape)(hidden)
+        if not all(norms):
+            hidden = PointSelect(norms, axis)([hidden, before])
+        if unit_mask is not None:
+            hidden = unit_mask(hidden)
+    rates = [settings[p].dropout for p in slots]
+    same_rate, rate = _shared(rates)
+    if not same_rate:
+        hidden = PointDropout(rates, axis)(hidden)
+    elif rate > 0:
+        hidden = layers.Dropout(rate)(hidden)
+    return hidden
+
+
 def build_grid_model(
-    definition: StudyDefinition, points: Sequence[Sequence[int]], packs: int
+    definition: StudyDefinition,
+    points: Sequence[Sequence[int]],
+    packs: int,
+    settings: Sequence[StudyDefinition] | None = None,
 ) -> keras.Model:
     """One model holding ``len(points)`` grid points, each with ``packs`` folds.
 
@@ -363,41 +465,78 @@ def build_grid_model(
     model ``n = fold * len(points) + point``. Layer 1 is one wide matmul per fold; later
     layers are batched over (fold, point) with widths zero-padded to the widest point,
     padded units held at exactly zero.
+
+    ``settings`` gives each point's own definition (``definition.at(params)``) when the
+    grid has packed axes: activation, BatchNorm on/off and Dropout rate then become
+    per-point data (selects and per-slot rates); the learning rate becomes per-point
+    through :func:`grid_learning_rate_scales`. Without it every point has ``definition``'s.
     """
+    settings = list(settings) if settings is not None else [definition] * len(points)
     n_points = len(points)
     inputs = keras.Input(shape=(packs, N_PIXELS))
     first = [units[0] for units in points]
     total = sum(first)
+    columns = [point for point, width in enumerate(first) for _ in range(width)]
     # Layer 1 holds 63-87% of the FLOPs in the study's grids: every point's units are
     # concatenated into one wide matmul per fold, with no padding at all.
-    hidden = PackedDense(packs, total, "relu", name="grid_dense_1")(inputs)
-    if definition.batch_norm:
-        hidden = layers.Reshape((packs * total,))(hidden)
-        hidden = layers.BatchNormalization(name="grid_batch_norm_1")(hidden)
-        hidden = layers.Reshape((packs, total))(hidden)
-    if definition.dropout > 0:
-        hidden = layers.Dropout(definition.dropout)(hidden)
+    activation = _shared([s.activation for s in settings])[1]  # None: per point, below
+    hidden = PackedDense(packs, total, activation, name="grid_dense_1")(inputs)
+    hidden = _point_layers(hidden, settings, columns, 2, 1, None)
     hidden = GridUnpack(packs, first)(hidden)
     models = packs * n_points
+    model_points = list(range(n_points)) * packs
     widths_in = first * packs
     for layer in range(1, definition.n_layers):
         widths_out = [units[layer] for units in points] * packs
         widest = max(widths_out)
         hidden = MaskedPackedDense(
-            models, widest, widths_in, widths_out, "relu", name=f"grid_dense_{layer + 1}"
+            models, widest, widths_in, widths_out, activation, name=f"grid_dense_{layer + 1}"
         )(hidden)
-        if definition.batch_norm:
-            hidden = layers.Reshape((models * widest,))(hidden)
-            hidden = layers.BatchNormalization(name=f"grid_batch_norm_{layer + 1}")(hidden)
-            hidden = layers.Reshape((models, widest))(hidden)
-            hidden = UnitMask(widths_out, widest)(hidden)
-        if definition.dropout > 0:
-            hidden = layers.Dropout(definition.dropout)(hidden)
+        hidden = _point_layers(
+            hidden, settings, model_points, 1, layer + 1, UnitMask(widths_out, widest)
+        )
         widths_in = widths_out
     outputs = MaskedPackedDense(
         models, N_CLASSES, widths_in, [N_CLASSES] * models, "softmax", name="grid_output"
     )(hidden)
     return keras.Model(inputs, outputs)
+
+
+def grid_learning_rate_scales(
+    model: keras.Model, settings: Sequence[StudyDefinition], packs: int, learning_rate: float
+) -> list[np.ndarray] | None:
+    """Per trainable variable of a grid model, each element's point's learning rate over
+    ``learning_rate`` (broadcastable to the variable); None when every point trains at
+    ``learning_rate``.
+
+    The trainers multiply each optimizer update by it: the study's optimizers all update
+    linearly in the learning rate, so a point trains as with its own learning rate.
+    """
+    ratios = np.array([s.protocol.learning_rate / learning_rate for s in settings], np.float32)
+    if np.all(ratios == 1.0):
+        return None
+    first = next(layer for layer in model.layers if isinstance(layer, PackedDense))
+    unpack = next(layer for layer in model.layers if isinstance(layer, GridUnpack))
+    columns = np.repeat(ratios, unpack.widths)
+    per_model = np.tile(ratios, packs)
+    scales: dict[str, np.ndarray] = {
+        first.kernel.path: columns.reshape(1, 1, -1),
+        first.bias.path: columns.reshape(1, -1),
+    }
+    for layer in model.layers:
+        if isinstance(layer, MaskedPackedDense):
+            scales[layer.kernel.path] = per_model.reshape(-1, 1, 1)
+            scales[layer.bias.path] = per_model.reshape(-1, 1)
+        elif isinstance(layer, layers.BatchNormalization):
+            size = layer.gamma.shape[0]
+            per_unit = (
+                np.tile(columns, packs)
+                if layer.name == "grid_batch_norm_1"
+                else np.repeat(per_model, size // len(per_model))
+            )
+            scales[layer.gamma.path] = per_unit
+            scales[layer.beta.path] = per_unit
+    return [scales[variable.path] for variable in model.trainable_variables]
 
 
 def grid_weights(grid: keras.Model, separate: Sequence[Sequence[DenseWeights]], packs: int) -> None:

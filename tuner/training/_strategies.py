@@ -104,7 +104,12 @@ class PackedLoop(Protocol):
     """A backend's compiled loop for a packed model: many (point, fold) models at once."""
 
     def __init__(
-        self, model: Any, definition: StudyDefinition, packs: int, points: int = 1
+        self,
+        model: Any,
+        definition: StudyDefinition,
+        packs: int,
+        points: int = 1,
+        learning_rate_scales: Sequence[Any] | None = None,
     ) -> None: ...
 
     def fit_folds(

@@ -42,10 +42,22 @@ ModelsCallback = Callable[[int, list[float]], None]
 class TFFoldLoop:
     """Trains one compiled Keras model, repeatedly (one fold after another)."""
 
-    def __init__(self, model: keras.Model, protocol: TrainingProtocol) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        protocol: TrainingProtocol,
+        learning_rate_scales: Sequence[np.ndarray] | None = None,
+    ) -> None:
         self.model = model
         self.protocol = protocol
         self.variables = list(model.trainable_variables)
+        # Per variable, each element's learning rate over the protocol's (a grid whose
+        # points have their own learning rates); None: one learning rate for all.
+        self.scales = (
+            None
+            if learning_rate_scales is None
+            else [tf.constant(scale, tf.float32) for scale in learning_rate_scales]
+        )
         self.fused_adam = protocol.optimizer == "adam"
         if self.fused_adam:
             self.slots = [
@@ -77,7 +89,15 @@ class TFFoldLoop:
 
     def _apply(self, gradients: list[tf.Tensor]) -> None:
         if not self.fused_adam:
+            if self.scales is None:
+                self.optimizer.apply(gradients, self.variables)
+                return
+            # Every study optimizer's update is linear in its (constant) learning rate:
+            # scaling the update gives each element its own point's learning rate.
+            before = [tf.identity(variable.value) for variable in self.variables]
             self.optimizer.apply(gradients, self.variables)
+            for variable, old, scale in zip(self.variables, before, self.scales, strict=True):
+                variable.assign(old + scale * (variable.value - old))
             return
         beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7  # Keras' Adam defaults
         step = self.step.assign_add(1.0)
@@ -90,6 +110,20 @@ class TFFoldLoop:
             "beta2": tf.constant(beta_2),
             "epsilon": tf.constant(epsilon),
         }
+        if self.scales is not None:
+            # ResourceApplyAdam's own arithmetic, with a per-element learning rate.
+            alpha = (
+                constants["lr"]
+                * tf.sqrt(1.0 - constants["beta2_power"])
+                / (1.0 - constants["beta1_power"])
+            )
+            for variable, (m, v), gradient, scale in zip(
+                self.variables, self.slots, gradients, self.scales, strict=True
+            ):
+                m.assign_add((gradient - m) * (1.0 - beta_1))
+                v.assign_add((tf.square(gradient) - v) * (1.0 - beta_2))
+                variable.assign_sub(m * (alpha * scale) / (tf.sqrt(v) + epsilon))
+            return
         for variable, (m, v), gradient in zip(self.variables, self.slots, gradients, strict=True):
             tf.raw_ops.ResourceApplyAdam(
                 var=variable.value.handle, m=m.handle, v=v.handle, grad=gradient, **constants
@@ -182,10 +216,15 @@ class TFPackedLoop(TFFoldLoop):
     """
 
     def __init__(
-        self, model: keras.Model, definition: StudyDefinition, packs: int, points: int = 1
+        self,
+        model: keras.Model,
+        definition: StudyDefinition,
+        packs: int,
+        points: int = 1,
+        learning_rate_scales: Sequence[np.ndarray] | None = None,
     ) -> None:
         self.packs, self.points = packs, points
-        super().__init__(model, definition.protocol)
+        super().__init__(model, definition.protocol, learning_rate_scales)
         # Validation rows differ per fold: each packed model counts only its own.
         self._evaluate = tf.function(self._evaluate_masked_graph)
 
