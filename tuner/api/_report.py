@@ -167,7 +167,8 @@ def final_fit(
     have = len(stored.runs) if stored else 0
     console.print(
         f"{config.study_name}: final fit of trial {study.best_trial.number} on "
-        f"{len(dataset.y_train)} training images, {config.epochs} epochs"
+        f"{len(dataset.y_train)} training images, "
+        f"{config.epochs_of(study.best_trial.params)} epochs"
         + (f", seeds {have + 1}-{seeds} of {seeds}" if seeds > 1 else "")
         + " ...",
         highlight=False,

@@ -65,6 +65,14 @@ class StudyConfig:
         k = self.definition.protocol.folds
         return f"{k}-fold CV" if self.repeats == 1 else f"{self.repeats}x{k}-fold CV"
 
+    def epochs_of(self, params: dict[str, Any]) -> int:
+        """Epochs a grid point trains: its own on a grid with an ``epochs`` axis, else the
+        study's (``--epochs`` or the definition's protocol)."""
+        if "epochs" in self.definition.axes:
+            epochs: int = self.definition.at(params).protocol.epochs
+            return epochs
+        return self.epochs
+
     def to_attrs(self) -> dict[str, Any]:
         """The study user attributes that record this config."""
         return {

@@ -72,16 +72,22 @@ def final_seed(fold_seed_: int, index: int) -> int:
 
 
 def _fit_one(
-    config: StudyConfig, units: tuple[int, ...], dataset: Dataset, seed: int
+    config: StudyConfig, params: dict[str, Any], dataset: Dataset, seed: int
 ) -> tuple[Any, SeedFit]:
-    """Train the winner once from ``seed`` on every training image, tested on the test set."""
+    """Train the winner once from ``seed`` on every training image, tested on the test set.
+
+    The winner trains with its own settings (``definition.at(params)``: a grid axis'
+    value, such as its learning rate or Dropout rate, not the definition's default).
+    """
     started = time.perf_counter()
-    model = build_model(config.definition, units, seed=fold_seed(seed, units, -1))
-    trainer = training_loops().single(model, config.definition.protocol)
+    units = config.definition.units_of(params)
+    definition = config.definition.at(params)
+    model = build_model(definition, units, seed=fold_seed(seed, units, -1))
+    trainer = training_loops().single(model, definition.protocol)
     history = trainer.fit(
         dataset.x_train,
         dataset.y_train,
-        epochs=config.epochs,
+        epochs=config.epochs_of(params),
         validation=(dataset.x_test, dataset.y_test),
         seed=seed,
     )
@@ -126,7 +132,7 @@ def run_final_fit(
     best = study.best_trial
     units = config.definition.units_of(best.params)
     if earlier is None:
-        model, first = _fit_one(config, units, dataset, final_seed(config.fold_seed, 0))
+        model, first = _fit_one(config, best.params, dataset, final_seed(config.fold_seed, 0))
         if on_fit:
             on_fit(first)
         model_path = artifacts / config.study_name / "final.keras"
@@ -134,7 +140,7 @@ def run_final_fit(
         fit = FinalFit(
             trial_number=best.number,
             units=list(units),
-            epochs=config.epochs,
+            epochs=config.epochs_of(best.params),
             history=first.history,
             test_loss=first.test_loss,
             test_accuracy=first.test_accuracy,
@@ -148,7 +154,7 @@ def run_final_fit(
         fit = earlier
     runs = fit.runs
     for index in range(len(runs), seeds):
-        _, more = _fit_one(config, units, dataset, final_seed(config.fold_seed, index))
+        _, more = _fit_one(config, best.params, dataset, final_seed(config.fold_seed, index))
         if on_fit:
             on_fit(more)
         runs.append(more)
