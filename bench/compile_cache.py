@@ -15,7 +15,8 @@ timed from the start of the process until it exits (the report written, unless A
 The JSON (rewritten after every run, so a run cut short keeps what it measured) holds
 each run's wall time, exit code, the cache's entries and bytes after it, and the report's
 ``comparison.json`` (each variant's best units, CV and test accuracy); ``--log`` collects
-every run's output.
+every run's output. ``--deadline S`` stops a run still going S seconds after the first
+started (SIGTERM to the launch and its workers) and skips the rest, recording so.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,9 +46,19 @@ def cache_size(folder: Path) -> tuple[int, int]:
 
 
 def run_once(
-    mode: str, args: list[str], work: Path, cache: Path, log: Path | None, index: int
+    mode: str,
+    args: list[str],
+    work: Path,
+    cache: Path,
+    log: Path | None,
+    index: int,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """One ``tuner launch`` in a fresh process; its wall time and what it left behind."""
+    """One ``tuner launch`` in a fresh process; its wall time and what it left behind.
+
+    Past ``timeout`` seconds the launch and its workers (one process group) get SIGTERM,
+    which tuner answers by giving back the running trials and exiting; SIGKILL 30 s later.
+    """
     if mode == "cold":
         shutil.rmtree(cache, ignore_errors=True)
     storage = work / f"{mode}-{index}.db"
@@ -66,8 +78,27 @@ def run_once(
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    timed_out = False
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            output, _ = process.communicate()
     wall = time.perf_counter() - started
+    result = subprocess.CompletedProcess(command, process.returncode, output, "")
     entries, size = cache_size(cache) if mode != "off" else (0, 0)
     if log is not None:
         with log.open("a") as handle:
@@ -80,6 +111,7 @@ def run_once(
         "round": index,
         "returncode": result.returncode,
         "wall_seconds": round(wall, 2),
+        "timed_out": timed_out,
         "cache_entries": entries,
         "cache_bytes": size,
         "comparison": json.loads(comparison.read_text()) if comparison.is_file() else None,
@@ -94,6 +126,17 @@ def run_once(
     return record
 
 
+def _gpus() -> list[str]:
+    """The GPUs as ``nvidia-smi -L`` names them (none without it)."""
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line for line in listing.splitlines() if line.startswith("GPU")]
+
+
 def main() -> None:
     """The command line; everything after ``--`` goes to ``tuner launch``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -102,6 +145,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--modes", default="cold,warm", help="of cold, warm, off; in order")
     parser.add_argument("--work", type=Path, help="storages, reports, cache (default: temp)")
+    parser.add_argument(
+        "--deadline", type=float, help="seconds for all runs; a run still going then is stopped"
+    )
     parser.add_argument("launch", nargs=argparse.REMAINDER, help="-- tuner launch arguments")
     args = parser.parse_args()
     launch = args.launch[1:] if args.launch[:1] == ["--"] else args.launch
@@ -113,12 +159,17 @@ def main() -> None:
     cache = work / "xla"
     results: dict[str, Any] = {
         "command": ["tuner", "launch", *launch],
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "gpus": _gpus()},
         "runs": [],
     }
+    end = time.monotonic() + args.deadline if args.deadline else None
     for index in range(1, args.rounds + 1):
         for mode in modes:
-            results["runs"].append(run_once(mode, launch, work, cache, args.log, index))
+            left = end - time.monotonic() if end is not None else None
+            if left is not None and left < 10:
+                print(f"{mode} (round {index}): skipped, the deadline has passed", flush=True)
+                continue
+            results["runs"].append(run_once(mode, launch, work, cache, args.log, index, left))
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=2) + "\n")
 
