@@ -73,6 +73,11 @@ def test_width_study_notebook_runs_and_shows_the_comparison(tmp_path: Path) -> N
     assert "<th>verdict</th>" in comparison[0] and "<th>test accuracy</th>" in comparison[0]
     for variant in ("small-bn-dropout", "small-dropout"):
         assert f"<td>{variant}</td>" in comparison[0]
+    # A variant with grid axes, defined in code: its size counts every axis.
+    (axes,) = [cell for cell in code if "ablation.grid_size" in cell.source]
+    assert outputs(axes, "text/plain") == [
+        "(8, {'batch_norm': (True, False), 'dropout': (0.0, 0.2)})"
+    ]
     # Figures come back as pictures, not as "<Figure size ...>" text.
     assert len([png for cell in code for png in outputs(cell, "image/png")]) == 5
     # Progress is one live widget per study, not a line per trial.

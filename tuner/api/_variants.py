@@ -6,10 +6,12 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tuner.errors import TunerError
 from tuner.reporting import VariantTable
 from tuner.study import (
+    SETTINGS,
     StudyDefinition,
     TrainingProtocol,
     load_definitions,
@@ -44,7 +46,7 @@ def variants(studies_dir: str | Path | None = None) -> VariantTable:
 
 def define_variant(
     name: str,
-    grid: Mapping[str, Sequence[int]] | Sequence[Sequence[int]],
+    grid: Mapping[str, Sequence[Any]] | Sequence[Sequence[int]],
     *,
     description: str = "",
     batch_norm: bool = False,
@@ -54,16 +56,24 @@ def define_variant(
     folds: int = _PROTOCOL.folds,
     optimizer: str = _PROTOCOL.optimizer,
     learning_rate: float = _PROTOCOL.learning_rate,
+    activation: str = SETTINGS["activation"].default,
+    weight_decay: float | None = None,
 ) -> StudyDefinition:
     """A variant defined in code, checked exactly like a definition file.
 
     Example:
-        ``tuner.define_variant("wide", {"l1": [512, 1024], "l2": [64]}, dropout=0.3)``
+        ``tuner.define_variant("wide", {"l1": [512, 1024], "l2": [64]}, dropout=0.3)``;
+        with grid axes, ``{"l1": [512, 1024], "dropout": [0.0, 0.5],
+        "learning_rate": [0.001, 0.003]}``.
 
     Args:
         name: The variant's name, and the default name of its study.
         grid: Units per hidden layer, ``{"l1": [...], "l2": [...]}``, or one list per
-            layer in order; the grid is their product.
+            layer in order; the grid is their product. The mapping may also hold grid
+            axes, as a definition's ``[grid]`` does: ``batch_norm``, ``dropout``,
+            ``activation``, ``learning_rate``, ``epochs``, ``batch_size``, ``optimizer``,
+            ``weight_decay``, each a list of values. A setting on the grid takes its
+            values from there; giving it a non-default keyword too is refused.
         description: Free text.
         batch_norm: BatchNormalization after each hidden layer.
         dropout: Dropout rate after each hidden layer; 0 for none.
@@ -72,6 +82,8 @@ def define_variant(
         folds: Cross-validation folds (at least 2).
         optimizer: ``adam``, ``adamw``, ``nadam``, ``rmsprop`` or ``sgd``.
         learning_rate: The optimizer's learning rate.
+        activation: The hidden layers' activation (a Keras name: ``relu``, ``gelu`` ...).
+        weight_decay: The optimizer's decoupled weight decay; None keeps its own.
 
     Returns:
         The definition, ready for :func:`tuner.launch`.
@@ -85,21 +97,33 @@ def define_variant(
             "starting with a letter or digit"
         )
     layers = grid if isinstance(grid, Mapping) else {f"l{i}": v for i, v in enumerate(grid, 1)}
+    settings = {
+        "batch_norm": batch_norm,
+        "dropout": dropout,
+        "activation": activation,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "folds": folds,
+        "optimizer": optimizer,
+        "learning_rate": learning_rate,
+        "weight_decay": weight_decay,
+    }
+    tables: dict[str, dict[str, Any]] = {"model": {}, "protocol": {}}
+    for key, value in settings.items():
+        # A setting on the grid takes its values there; a keyword left at its default
+        # steps aside, one set as well is kept so that the check refuses the two places.
+        on_grid = key in layers and value == SETTINGS[key].default
+        if value is not None and not on_grid:
+            tables[SETTINGS[key].table][key] = value
     document = {
         "description": description,
-        "model": {"batch_norm": batch_norm, "dropout": dropout},
+        "model": tables["model"],
         # The file format's lists; anything else is left for the check to name.
         "grid": {
             key: list(units) if isinstance(units, (list, tuple, range)) else units
             for key, units in layers.items()
         },
-        "protocol": {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "folds": folds,
-            "optimizer": optimizer,
-            "learning_rate": learning_rate,
-        },
+        "protocol": tables["protocol"],
     }
     # Errors then read "NAME: key 'grid.l1': ..."; the stem would cut a name at its dot.
     definition = parse_definition(Path(name), document)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
+import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,10 +24,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from tuner.reporting._ranking import RankedPoint
+from tuner.reporting._ranking import RankedPoint, shown_value
 from tuner.study import FinalFit, StudyDefinition
 
 DPI = 110
+MAX_PANELS = 12
+"""A grid with axes gets one heatmap panel per combination of its other dimensions up to
+this many; beyond, one heatmap whose cells are the best over those combinations (the
+ranked grid lists every point)."""
 
 
 class ReportFigure(Figure):
@@ -60,7 +67,10 @@ def save(figure: Figure, path: Path) -> Path:
 
 
 def loss_curves(
-    name: str, fit: FinalFit, fold_histories: Sequence[dict[str, list[float]]]
+    name: str,
+    fit: FinalFit,
+    fold_histories: Sequence[dict[str, list[float]]],
+    label: str | None = None,
 ) -> ReportFigure:
     """Final fit: train vs test loss per epoch; beside it, the winner's CV folds.
 
@@ -68,6 +78,8 @@ def loss_curves(
         name: The study's name, for the titles.
         fit: The winner's final fit (its per-epoch train and test loss).
         fold_histories: The winner's per-fold curves from cross-validation.
+        label: How the winner is named in the title (default: its widths); on a grid
+            with axes, its name with the axes' values.
 
     Returns:
         A figure of two panels sharing the loss axis.
@@ -78,7 +90,8 @@ def loss_curves(
         epochs = np.arange(1, len(fit.history["loss"]) + 1)
         left.plot(epochs, fit.history["loss"], marker="o", label="train loss")
         left.plot(epochs, fit.history["val_loss"], marker="o", label="test (validation) loss")
-        left.set(title=f"{name}: final fit {tuple(fit.units)}", xlabel="epoch", ylabel="loss")
+        shown = label if label is not None else str(tuple(fit.units))
+        left.set(title=f"{name}: final fit {shown}", xlabel="epoch", ylabel="loss")
         left.legend()
         palette = sns.color_palette(n_colors=max(1, len(fold_histories)))
         for index, history in enumerate(fold_histories):
@@ -134,20 +147,28 @@ def weight_violins(name: str, fit: FinalFit) -> ReportFigure:
 def grid_chart(name: str, definition: StudyDefinition, points: list[RankedPoint]) -> ReportFigure:
     """CV accuracy over the grid: a heatmap for two layers, a ranked strip for more.
 
+    On a grid with axes (``dropout = [0.0, 0.5]`` ...), a heatmap over two of its
+    dimensions (:func:`heatmap_layout`: l1 and l2 where both vary) with one panel per
+    combination of the other varying dimensions (small multiples, one colour scale), or
+    beyond :data:`MAX_PANELS` panels one heatmap of the best over them.
+
     Args:
         name: The study's name, for the title.
         definition: The study's definition (its grid gives the heatmap's axes).
         points: The evaluated grid points; missing ones stay blank in the heatmap.
 
     Returns:
-        The heatmap (two hidden layers) or the ranked strip with ± std bars.
+        The heatmap (two hidden layers, or any grid with axes) or the ranked strip with
+        ± std bars.
     """
     with _theme():
+        if definition.axes:
+            return _faceted(name, definition, points)
         if definition.n_layers == 2:
             return _heatmap(name, definition, points)
         figure = _figure(max(7, 0.38 * len(points)), 4.5)
         axes: Axes = figure.subplots()
-        labels = ["-".join(map(str, point.units)) for point in points]
+        labels = [point.label for point in points]
         for tied, color in ((True, "tab:orange"), (False, "tab:blue")):
             shown = [i for i, p in enumerate(points) if p.tied_with_best == tied]
             if not shown:
@@ -202,6 +223,122 @@ def _heatmap(name: str, definition: StudyDefinition, points: list[RankedPoint]) 
         ylabel="l1 units",
     )
     return figure
+
+
+Dimension = tuple[str, tuple[Any, ...]]
+
+
+def heatmap_layout(definition: StudyDefinition) -> tuple[Dimension, Dimension, list[Dimension]]:
+    """The heatmap's rows, its columns and the panels of a grid with axes.
+
+    The grid's dimensions are its widths then its axes, in order; the first two that
+    take more than one value are the heatmap's rows and columns (l1 and l2 when both
+    vary; else a width and an axis, or two axes), padded with single-valued ones; every
+    other dimension that varies makes panels (one per combination of its values).
+    """
+    dimensions = [*definition.grid.items(), *definition.axes.items()]
+    varying = [d for d in dimensions if len(d[1]) > 1]
+    rows, columns = (varying + [d for d in dimensions if len(d[1]) == 1])[:2]
+    return rows, columns, [d for d in varying if d not in (rows, columns)]
+
+
+def _dimension_label(name: str) -> str:
+    return f"{name} units" if name.startswith("l") and name[1:].isdigit() else name
+
+
+def _panels(count: int) -> tuple[int, int]:
+    columns = count if count <= 3 else (2 if count == 4 else 3)
+    return math.ceil(count / columns), columns
+
+
+def _faceted(name: str, definition: StudyDefinition, points: list[RankedPoint]) -> ReportFigure:
+    (row_name, row_values), (column_name, column_values), facets = heatmap_layout(definition)
+    combinations = list(itertools.product(*(values for _, values in facets)))
+    layers = definition.layer_names
+    placed = [
+        (
+            point,
+            params,
+            row_values.index(params[row_name]),
+            column_values.index(params[column_name]),
+            tuple(params[facet] for facet, _ in facets),
+        )
+        for point in points
+        for params in [point.params(layers)]
+    ]
+    accuracies = [point.mean_accuracy for point in points]
+    low, high = (min(accuracies), max(accuracies)) if accuracies else (0.0, 1.0)
+    index = [shown_value(value) for value in row_values]
+    columns = [shown_value(value) for value in column_values]
+    labels = {"xlabel": _dimension_label(column_name), "ylabel": _dimension_label(row_name)}
+    caption = "(white: best; orange: tied with it)"
+    if len(combinations) > MAX_PANELS:
+        # Too many panels to read: each cell holds the best point over the other dimensions.
+        table = np.full((len(row_values), len(column_values)), np.nan)
+        chosen: dict[tuple[int, int], RankedPoint] = {}
+        for point, _, row, column, _ in placed:
+            if (row, column) not in chosen or point.rank < chosen[(row, column)].rank:
+                chosen[(row, column)] = point
+                table[row, column] = point.mean_accuracy
+        figure = _figure(max(7.5, 0.9 * len(columns) + 3), max(4.5, 0.5 * len(index) + 2))
+        axes = figure.subplots()
+        sns.heatmap(
+            pd.DataFrame(table, index=index, columns=columns),
+            annot=True,
+            fmt=".4f",
+            cmap="viridis",
+            ax=axes,
+            cbar_kws={"label": "best mean CV accuracy"},
+        )
+        _outline(axes, [(row, column, p) for (row, column), p in chosen.items()])
+        over = ", ".join(facet for facet, _ in facets)
+        axes.set(
+            title=f"{name}: best CV accuracy over {over}\n({len(combinations)} combinations, "
+            f"each point in the ranked grid; white: best; orange: tied with it)",
+            **labels,
+        )
+        return figure
+    rows, across = _panels(len(combinations))
+    figure = ReportFigure(figsize=(5.2 * across + 1.2, 4.2 * rows + 0.8), layout="constrained")
+    grid = figure.subplots(rows, across, squeeze=False)
+    for panel, combination in zip(grid.flat, combinations, strict=False):
+        table = np.full((len(row_values), len(column_values)), np.nan)
+        mine = [(row, column, p) for p, _, row, column, at in placed if at == combination]
+        for row, column, point in mine:
+            table[row, column] = point.mean_accuracy
+        sns.heatmap(
+            pd.DataFrame(table, index=index, columns=columns),
+            annot=True,
+            fmt=".4f",
+            cmap="viridis",
+            vmin=low,
+            vmax=high,
+            cbar=False,
+            ax=panel,
+        )
+        _outline(panel, mine)
+        title = " ".join(
+            f"{facet}={shown_value(value)}"
+            for (facet, _), value in zip(facets, combination, strict=True)
+        )
+        panel.set(title=title, **labels)
+    for unused in list(grid.flat)[len(combinations) :]:
+        unused.set_visible(False)
+    figure.colorbar(
+        grid.flat[0].collections[0],
+        ax=list(grid.flat[: len(combinations)]),
+        label="mean CV accuracy",
+    )
+    figure.suptitle(f"{name}: CV accuracy over the grid {caption}")
+    return figure
+
+
+def _outline(axes: Axes, cells: Sequence[tuple[int, int, RankedPoint]]) -> None:
+    """The best and the points tied with it (not significantly worse), outlined."""
+    for row, column, point in cells:
+        if point.tied_with_best:
+            edge = "white" if point.rank == 1 else "orange"
+            axes.add_patch(Rectangle((column, row), 1, 1, fill=False, edgecolor=edge, lw=3))
 
 
 def comparison_chart(rows: Sequence[dict[str, object]]) -> ReportFigure:

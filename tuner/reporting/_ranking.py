@@ -1,8 +1,14 @@
-"""Ranked results of a study: the table `tuner launch` ends with, as text, HTML and records."""
+"""Ranked results of a study: the table `tuner launch` ends with, as text, HTML and records.
+
+A grid point is its widths and, on a grid with axes (``dropout = [0.0, 0.5]`` ...), its
+value of every axis: :func:`point_name` is the one place that names it (``512-64``, or
+``512-64 batch_norm=true dropout=0.5``), and every table has one column per axis.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -12,7 +18,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tuner.progress import format_units
 from tuner.reporting import _html
 from tuner.stats import (
     DEFAULT_ALPHA,
@@ -23,6 +28,49 @@ from tuner.stats import (
     holm,
 )
 from tuner.study import FoldResult, StudyDefinition, completed_folds, schema, shown_name
+
+
+def shown_value(value: Any) -> str:
+    """An axis value as a definition file writes it (``true``, not ``True``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def point_name(units: Iterable[int], axes: Mapping[str, Any]) -> str:
+    """How reports name a grid point: ``512-64``, then each axis' value on a grid with
+    axes (``512-64 batch_norm=true dropout=0.5``), so points differing in an axis differ."""
+    widths = "-".join(map(str, units))
+    return " ".join([widths, *(f"{name}={shown_value(value)}" for name, value in axes.items())])
+
+
+def names_list(labels: list[str]) -> str:
+    """Several point names in one cell: space-separated while names hold no space
+    (widths only, as before axes), else ``; ``-separated."""
+    return ("; " if any(" " in label for label in labels) else " ").join(labels)
+
+
+def setup_label(definition: StudyDefinition) -> str:
+    """The study's regularisation, or on a grid with axes what varies:
+    ``BatchNorm + Dropout``, ``axes: batch_norm {true,false}, dropout {0.0,0.5}``,
+    ``BatchNorm only; axes: learning_rate {0.0003,0.001}``."""
+    if not definition.axes:
+        return definition.regularisation
+    varies = ", ".join(
+        f"{name} {{{','.join(map(shown_value, values))}}}"
+        for name, values in definition.axes.items()
+    )
+    if "batch_norm" in definition.axes or "dropout" in definition.axes:
+        return f"axes: {varies}"
+    return f"{definition.regularisation}; axes: {varies}"
+
+
+def regularisation_of(definition: StudyDefinition, axes: Mapping[str, Any]) -> str:
+    """A point's regularisation, saying what varies where BatchNorm or Dropout is an axis:
+    ``varies: batch_norm, dropout (best: Dropout only)``."""
+    varying = [name for name in ("batch_norm", "dropout") if name in definition.axes]
+    if not varying:
+        return definition.regularisation
+    chosen = definition.at(dict(axes)).regularisation
+    return f"varies: {', '.join(varying)} (best: {chosen})"
 
 
 @dataclass(frozen=True)
@@ -45,6 +93,8 @@ class RankedPoint:
             point (1.0 for the best itself; None where the folds differ).
         tied_with_best: The best point, or one whose difference from it is not
             significant at the ranking's alpha.
+        axes: The point's value of each grid axis besides the widths (``dropout``,
+            ``learning_rate`` ...), in the definition's axis order; empty without axes.
     """
 
     rank: int
@@ -61,19 +111,26 @@ class RankedPoint:
     interval: Interval | None = None
     p_vs_best: float | None = None
     tied_with_best: bool = False
+    axes: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
-        """The units joined by dashes, as sentences name a point (``512-128``)."""
-        return "-".join(map(str, self.units))
+        """How sentences name the point: ``512-128``, with its axes ``512-128 dropout=0.5``
+        (:func:`point_name`)."""
+        return point_name(self.units, self.axes)
+
+    def params(self, layer_names: list[str]) -> dict[str, Any]:
+        """The point's trial params: every width by its layer's name, then every axis."""
+        return {**dict(zip(layer_names, self.units, strict=True)), **self.axes}
 
     def to_record(self, study_name: str, layer_names: list[str]) -> dict[str, Any]:
-        """A flat, JSON-ready row: one column per layer's units and per fold's numbers."""
+        """A flat, JSON-ready row: one column per layer's units, per axis (named by the
+        axis: ``dropout``, ``learning_rate`` ...) and per fold's numbers."""
         record: dict[str, Any] = {
             "study": study_name,
             "rank": self.rank,
             "trial": self.trial_number,
-            **dict(zip(layer_names, self.units, strict=True)),
+            **self.params(layer_names),
             "units": "-".join(map(str, self.units)),
             "cv_accuracy_mean": self.mean_accuracy,
             "cv_accuracy_std": self.std_accuracy,
@@ -110,6 +167,7 @@ def ranked_points(
             rank=rank,
             trial_number=trial.number,
             units=definition.units_of(trial.params),
+            axes=definition.axis_params(trial.params),
             mean_accuracy=float(trial.value or 0.0),
             std_accuracy=float(trial.user_attrs.get(schema.ACCURACY_STD, 0.0)),
             seconds=float(trial.user_attrs.get(schema.WALL_SECONDS, 0.0)),
@@ -189,7 +247,7 @@ def ranking_title(study_name: str, definition: StudyDefinition, points: list[Ran
     """``NAME: k/N grid points (regularisation)``, the ranked grid's caption everywhere."""
     return (
         f"{study_name}: {len(points)}/{definition.grid_size} grid points "
-        f"({definition.regularisation})"
+        f"({setup_label(definition)})"
     )
 
 
@@ -199,6 +257,7 @@ def _cells(point: RankedPoint) -> list[str]:
         str(point.rank),
         str(point.trial_number),
         *(str(u) for u in point.units),
+        *(shown_value(value) for value in point.axes.values()),
         f"{point.mean_accuracy:.4f} ± {point.std_accuracy:.4f}",
         f"[{interval.low:.4f}, {interval.high:.4f}]" if interval else "-",
         "best" if point.rank == 1 else ("tied" if point.tied_with_best else ""),
@@ -207,7 +266,16 @@ def _cells(point: RankedPoint) -> list[str]:
 
 
 def _header(definition: StudyDefinition) -> list[str]:
-    return ["rank", "trial", *definition.layer_names, "CV accuracy", "95% CI", "vs best", "time"]
+    return [
+        "rank",
+        "trial",
+        *definition.layer_names,
+        *definition.axes,
+        "CV accuracy",
+        "95% CI",
+        "vs best",
+        "time",
+    ]
 
 
 def ranking_html(study_name: str, definition: StudyDefinition, points: list[RankedPoint]) -> str:
@@ -232,7 +300,8 @@ def render_ranking(
     if points:
         best = points[0]
         console.print(
-            f"best {shown_name(study_name)}: {format_units(definition.layer_names, best.units)} "
+            f"best {shown_name(study_name)}: "
+            f"{definition.point_label(best.params(definition.layer_names))} "
             f"CV accuracy {best.mean_accuracy:.4f} ± {best.std_accuracy:.4f}",
             highlight=False,
             markup=False,

@@ -27,7 +27,16 @@ from rich.console import Console
 from tuner.errors import TunerError
 from tuner.reporting import _html
 from tuner.reporting._comparison import VariantComparison, VariantScores, compare_variants
-from tuner.reporting._ranking import RankedPoint, ranked_points, ranking_html, ties_sentence
+from tuner.reporting._ranking import (
+    RankedPoint,
+    names_list,
+    ranked_points,
+    ranking_html,
+    regularisation_of,
+    setup_label,
+    shown_value,
+    ties_sentence,
+)
 from tuner.reporting._verdict import Verdict, judge_runs
 from tuner.scheduling import GridState
 from tuner.stats import DEFAULT_ALPHA
@@ -52,6 +61,7 @@ COLUMNS = [
     "hidden_layers",
     "regularisation",
     "best_units",
+    "best_axes",
     "cv_accuracy_mean",
     "cv_accuracy_std",
     "cv_accuracy_ci_low",
@@ -76,7 +86,10 @@ COLUMNS = [
 
 ``test_accuracy``, ``test_loss`` and ``final_train_loss`` are means over the winner's
 ``final_seeds`` final fits (one fit: its own numbers); the ``_std`` columns are the
-sample standard deviations over them (empty with one fit)."""
+sample standard deviations over them (empty with one fit). On a grid with axes,
+``best_axes`` holds the winner's value of each (``batch_norm=false dropout=0.5``; empty
+without axes), ``regularisation`` says which of BatchNorm and Dropout vary and the
+winner's, and ``tied_with_best`` separates its points with ``; ``."""
 
 
 @dataclass
@@ -112,19 +125,29 @@ class VariantReport:
             f"test accuracy {self.fit.test_accuracy_mean:.4f})"
         )
 
+    @property
+    def winner(self) -> RankedPoint:
+        """The ranked point the final fit trained (the best, unless the fit is older)."""
+        for point in self.points:
+            if point.trial_number == self.fit.trial_number:
+                return point
+        return self.points[0]
+
     def row(self) -> dict[str, Any]:
         """This variant's row of the comparison table (the keys of :data:`COLUMNS`)."""
         best = self.points[0]
+        definition = self.config.definition
         return {
             "variant": self.name,
-            "hidden_layers": self.config.definition.n_layers,
-            "regularisation": self.config.definition.regularisation,
+            "hidden_layers": definition.n_layers,
+            "regularisation": regularisation_of(definition, best.axes),
             "best_units": "-".join(map(str, best.units)),
+            "best_axes": " ".join(f"{n}={shown_value(v)}" for n, v in best.axes.items()),
             "cv_accuracy_mean": best.mean_accuracy,
             "cv_accuracy_std": best.std_accuracy,
             "cv_accuracy_ci_low": best.interval.low if best.interval else None,
             "cv_accuracy_ci_high": best.interval.high if best.interval else None,
-            "tied_with_best": " ".join(p.label for p in self.points[1:] if p.tied_with_best),
+            "tied_with_best": names_list([p.label for p in self.points[1:] if p.tied_with_best]),
             "cv_repeats": self.config.repeats,
             "cv_folds": self.config.definition.protocol.folds,
             "test_accuracy": self.fit.test_accuracy_mean,
@@ -153,7 +176,7 @@ class VariantReport:
         """The final fit's train and test loss per epoch, beside the winner's CV folds."""
         from tuner.reporting import _plots
 
-        return _plots.loss_curves(self.name, self.fit, self.fold_histories())
+        return _plots.loss_curves(self.name, self.fit, self.fold_histories(), self.winner.label)
 
     def weight_violins(self) -> ReportFigure:
         """The distribution of each layer's trained weights, one violin per layer."""
@@ -162,7 +185,8 @@ class VariantReport:
         return _plots.weight_violins(self.name, self.fit)
 
     def grid_chart(self) -> ReportFigure:
-        """CV accuracy over the grid: a heatmap for two layers, a ranked strip for more."""
+        """CV accuracy over the grid: a heatmap for two layers, a ranked strip for more;
+        on a grid with axes, heatmap panels (see :func:`tuner.reporting._plots.grid_chart`)."""
         from tuner.reporting import _plots
 
         return _plots.grid_chart(self.name, self.config.definition, self.points)
@@ -171,7 +195,7 @@ class VariantReport:
         return (
             f"<h3>{_html.escape(self.name)}: {_html.escape(self.verdict.word)}</h3>"
             f"<p>{_html.escape(self.verdict.reason)}; final fit of "
-            f"{'-'.join(map(str, self.fit.units))}: test accuracy "
+            f"{_html.escape(self.winner.label)}: test accuracy "
             f"{_with_spread(self.fit.test_accuracy_mean, self.fit.test_accuracy_std)}, "
             f"test loss {_with_spread(self.fit.test_loss_mean, self.fit.test_loss_std)}</p>"
             + ranking_html(self.name, self.config.definition, self.points)
@@ -303,8 +327,12 @@ def _attach_to_dashboard(
         return
     store = FileSystemArtifactStore(str(artifacts))
     artifacts.mkdir(parents=True, exist_ok=True)
-    summary = report.pictures["loss curves"].parent / "final_fit.json"
-    summary.write_text(json.dumps(report.row(), indent=2))
+    folder = report.pictures["loss curves"].parent
+    summary = folder / "final_fit.json"
+    layers = report.config.definition.layer_names
+    # The winner's params name every axis, so the dashboard tells points apart.
+    best = {"best_params": report.winner.params(layers)}
+    summary.write_text(json.dumps({**report.row(), **best}, indent=2))
     uploaded = [
         upload_artifact(
             artifact_store=store,
@@ -312,9 +340,27 @@ def _attach_to_dashboard(
             study_or_trial=report.study,
             storage=storage,
         )
-        for path in [*report.pictures.values(), summary]
+        for path in [*report.pictures.values(), summary, folder / GRID_CSV]
     ]
     report.study.set_user_attr(schema.DASHBOARD_ARTIFACTS, uploaded)
+
+
+GRID_CSV = "grid.csv"
+"""Each variant's ranked grid, one row per point (one column per layer and per axis)."""
+
+
+def _write_grid(report: VariantReport, out: Path) -> Path:
+    """VARIANT/grid.csv: the ranked grid's records (:meth:`RankedPoint.to_record`)."""
+    layers = report.config.definition.layer_names
+    records = [point.to_record(report.name, layers) for point in report.points]
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    path = out / report.name / GRID_CSV
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(records)
+    return path
 
 
 def _write_tables(reports: list[VariantReport], out: Path) -> list[dict[str, Any]]:
@@ -355,6 +401,8 @@ def _with_spread(mean: float, std: float | None, fits: int | None = None) -> str
 
 def _comparison_cells(row: dict[str, Any]) -> list[str]:
     cells = [_fmt(row[key]) for key, _ in SHOWN]
+    if row.get("best_axes"):
+        cells[3] += f" {row['best_axes']}"
     cells[4] = f"{row['cv_accuracy_mean']:.4f} ± {row['cv_accuracy_std']:.4f}"
     if row["cv_accuracy_ci_low"] is not None:
         cells[4] += f" [{row['cv_accuracy_ci_low']:.4f}, {row['cv_accuracy_ci_high']:.4f}]"
@@ -425,17 +473,19 @@ def _markdown(
         lines += [
             f"## {report.name}",
             "",
-            f"{definition.regularisation}, "
+            f"{_markdown_text(setup_label(definition))}, "
             f"{definition.grid_size} grid points, {report.config.cv_label}, "
             f"{report.fit.epochs} epochs.",
             "",
         ]
         lines += [_markdown_text(ties_sentence(report.name, report.points, alpha)), ""]
-        header = " | ".join(definition.layer_names)
+        names = [*definition.layer_names, *definition.axes]
+        header = " | ".join(_markdown_text(name) for name in names)
         lines.append(f"| rank | {header} | CV accuracy | 95% CI | vs best | time |")
-        lines.append("|---|" + "---|" * (definition.n_layers + 4))
+        lines.append("|---|" + "---|" * (len(names) + 4))
         for point in report.points:
-            units = " | ".join(map(str, point.units))
+            values = [*map(str, point.units), *map(shown_value, point.axes.values())]
+            units = " | ".join(_markdown_text(value) for value in values)
             interval = point.interval
             shown = f"[{interval.low:.4f}, {interval.high:.4f}]" if interval else "-"
             mark = "best" if point.rank == 1 else ("tied" if point.tied_with_best else "")
@@ -468,7 +518,7 @@ def _page(
         definition = report.config.definition
         parts.append(f"<h2>{_html.escape(report.name)}</h2>")
         parts.append(
-            f"<p>{_html.escape(definition.regularisation)}, {definition.grid_size} grid points, "
+            f"<p>{_html.escape(setup_label(definition))}, {definition.grid_size} grid points, "
             f"{report.config.cv_label}, {report.fit.epochs} epochs.</p>"
         )
         parts.append(f"<p>{_html.escape(ties_sentence(report.name, report.points, alpha))}</p>")
@@ -519,6 +569,7 @@ def build_report(
             ranked_points(study, config.definition, alpha),
         )
         _draw(report, out)
+        _write_grid(report, out)
         _attach_to_dashboard(report, storage, artifacts, fresh)
         reports.append(report)
     rows = _write_tables(reports, out)

@@ -77,7 +77,9 @@ class StudyResults:
         """One flat dict per grid point, best first.
 
         Keys: ``study``, ``rank``, ``trial``, one per layer (``l1`` ...) with its units,
-        ``units`` (``512-64``), ``cv_accuracy_mean``, ``cv_accuracy_std``,
+        one per grid axis named by the axis (``batch_norm``, ``dropout``,
+        ``learning_rate`` ...: the point's value) on a grid with axes, ``units``
+        (``512-64``, the widths alone), ``cv_accuracy_mean``, ``cv_accuracy_std``,
         ``cv_accuracy_ci_low`` and ``cv_accuracy_ci_high`` (the 95% corrected interval),
         ``p_vs_best_holm`` and ``tied_with_best`` (see :mod:`tuner.stats`),
         ``cv_loss_mean``, ``cv_loss_std``, ``fold_K_accuracy`` and ``fold_K_loss`` for
@@ -96,12 +98,14 @@ class StudyResults:
     def history_frame(self) -> pd.DataFrame:
         """Per-epoch curves of every fold of every grid point, one row per epoch.
 
-        Columns: ``study``, ``trial``, ``units``, ``fold``, ``epoch`` (from 1) and the
-        recorded curves (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``).
+        Columns: ``study``, ``trial``, ``units``, one per grid axis (named by the axis)
+        on a grid with axes, ``fold``, ``epoch`` (from 1) and the recorded curves
+        (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``).
         """
         import pandas as pd
 
         rows = []
+        axes = list(self.definition.axes)
         for point in self.points:
             units = "-".join(map(str, point.units))
             for fold in point.folds:
@@ -112,16 +116,19 @@ class StudyResults:
                             "study": self.name,
                             "trial": point.trial_number,
                             "units": units,
+                            **point.axes,
                             "fold": fold.fold,
                             "epoch": epoch + 1,
                             **{key: values[epoch] for key, values in curves.items() if values},
                         }
                     )
-        columns = ["study", "trial", "units", "fold", "epoch", *schema.HISTORY_KEYS]
+        columns = ["study", "trial", "units", *axes, "fold", "epoch", *schema.HISTORY_KEYS]
         return pd.DataFrame(rows, columns=columns)
 
     def grid_chart(self) -> ReportFigure:
-        """CV accuracy over the grid: a heatmap for two layers, a ranked strip for more."""
+        """CV accuracy over the grid: a heatmap for two layers, a ranked strip for more; on
+        a grid with axes, a heatmap of two of its dimensions, one panel per combination
+        of the others (see :func:`tuner.reporting._plots.grid_chart`)."""
         from tuner.reporting import _plots
 
         return _plots.grid_chart(self.name, self.definition, self.points)

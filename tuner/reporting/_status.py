@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import statistics
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -18,7 +19,7 @@ from rich.text import Text
 
 from tuner.scheduling import DEFAULT_MAX_ATTEMPTS, GridState
 from tuner.storages import TrialLedger, recent_durations
-from tuner.study import StudyConfig, inert, schema, shown_name
+from tuner.study import StudyConfig, StudyDefinition, inert, schema, shown_name
 
 RECENT_TRIALS = 50
 """The ETA uses the mean duration of this many latest completed trials."""
@@ -30,7 +31,7 @@ class RunningTrial:
 
     Attributes:
         number: The trial's number.
-        units: Its grid point.
+        units: Its grid point, as messages name it (``l1=512 l2=64 dropout=0.5``).
         worker: ``host/pid`` of the worker training it.
         since: When it started (the worker's clock).
         epoch: The last epoch its curve reached (None before the first is written).
@@ -92,6 +93,23 @@ class StudyStatus:
         return waves * self.mean_trial_seconds
 
 
+def _point(definition: StudyDefinition, params: dict[str, Any]) -> str:
+    """A trial's grid point as every message names it: widths, then the axes; a trial
+    whose params are not its grid's (a damaged record) shows what it holds."""
+    try:
+        return definition.point_label(params)
+    except KeyError:
+        return " ".join(f"{name}={value}" for name, value in params.items())
+
+
+def _epochs(config: StudyConfig, params: dict[str, Any]) -> int:
+    """Epochs a running trial trains: its own where ``epochs`` is a grid axis."""
+    try:
+        return config.epochs_of(params)
+    except KeyError:
+        return config.epochs
+
+
 def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> StudyStatus:
     """Where a study stands, read at a cost independent of how many trials it holds.
 
@@ -111,11 +129,11 @@ def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> St
     running = [
         RunningTrial(
             number=t.number,
-            units=" ".join(f"{k}={v}" for k, v in t.params.items()),
+            units=_point(definition, t.params),
             worker=f"{t.user_attrs.get(schema.HOST, '?')}/{t.user_attrs.get(schema.PID, '?')}",
             since=t.datetime_start,
             epoch=max(t.intermediate_values, default=None),
-            epochs=config.epochs,
+            epochs=_epochs(config, t.params),
             accuracy=t.intermediate_values[max(t.intermediate_values)]
             if t.intermediate_values
             else None,
@@ -136,7 +154,7 @@ def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> St
         failed_attempts=len(failed),
         last_failure=failed[-1].system_attrs.get(schema.FAIL_REASON) if failed else None,
         best_value=best.value if best else None,
-        best_units=" ".join(f"{k}={v}" for k, v in best.params.items()) if best else None,
+        best_units=_point(definition, best.params) if best else None,
         best_interval=_interval(best.user_attrs.get(schema.ACCURACY_INTERVAL)) if best else None,
         mean_trial_seconds=statistics.fmean(seconds) if seconds else None,
         repeats=config.repeats,
@@ -160,7 +178,12 @@ def _duration(seconds: float | None) -> str:
 def render_status(console: Console, statuses: list[StudyStatus]) -> None:
     table = Table(title="tuner studies")
     for column in ("study", "grid", "complete", "running", "waiting", "failed", "best", "ETA"):
-        table.add_column(column, justify="left" if column in ("study", "best") else "right")
+        # The best point's name (its widths, then every axis) folds rather than being cut.
+        table.add_column(
+            column,
+            justify="left" if column in ("study", "best") else "right",
+            overflow="fold" if column == "best" else "ellipsis",
+        )
     for status in statuses:
         interval = (
             f" [{status.best_interval[0]:.4f}, {status.best_interval[1]:.4f}]"
