@@ -10,6 +10,7 @@ against this machine's fp32 matmul peak, measured in the same run.
     python bench/compare_gridsearch.py                   # 2layer, 6,000 images, 4 epochs
     python bench/compare_gridsearch.py --full            # 60,000 images, 20 epochs (hours)
     python bench/compare_gridsearch.py --results bench/RESULTS.md
+    python bench/compare_gridsearch.py --studies bench/studies --variant lr-dropout  # axes
 
 Needs the bench extra: pip install -e '.[bench]'.
 """
@@ -25,6 +26,7 @@ import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -48,6 +50,7 @@ from tuner.data import (  # noqa: E402
 from tuner.scheduling import GridScheduler, TrialRunner  # noqa: E402
 from tuner.storages import open_storage  # noqa: E402
 from tuner.study import (  # noqa: E402
+    PACKED_AXES,
     StudyConfig,
     StudyDefinition,
     create_or_resume,
@@ -60,6 +63,12 @@ from tuner.training import (  # noqa: E402
     build_model,
     training_strategy,
 )
+
+
+def units_in(label: str, definition: StudyDefinition) -> tuple[int, ...]:
+    """The widths a point label (``l1=512 l2=64 ...``) names."""
+    values = dict(part.split("=") for part in label.split())
+    return tuple(int(values[name]) for name in definition.layer_names)
 
 
 def matmul_flops(units: tuple[int, ...]) -> int:
@@ -116,7 +125,7 @@ def run_tuner(definition: StudyDefinition, spec: DatasetSpec, epochs: int, train
         ).run()
         wall = time.perf_counter() - start
         trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
-    scores = {definition.units_of(t.params): t.value for t in trials}
+    scores = {definition.point_label(t.params): t.value for t in trials}
     train_seconds = sum(t.user_attrs["train_seconds"] for t in trials)
     return wall, scores, train_seconds
 
@@ -127,14 +136,17 @@ def run_gridsearch(definition: StudyDefinition, spec: DatasetSpec, epochs: int, 
 
     dataset = load_dataset(spec)
     folds = stratified_folds(dataset.y_train, 3, seed)
-    names = definition.layer_names
+    space = {**definition.grid, **definition.axes}
+    if set(definition.axes) - PACKED_AXES:
+        raise SystemExit("GridSearchCV here varies only model settings and the learning rate")
 
-    def model(**units: int):
-        return build_model(definition, tuple(units[name] for name in names))
+    def model(**params: Any):
+        # Each point's own settings (its learning rate, Dropout rate...), as tuner's.
+        return build_model(definition.at(params), definition.units_of(params))
 
     classifier = KerasClassifier(
         model=model,
-        **{f"model__{name}": definition.grid[name][0] for name in names},
+        **{f"model__{name}": values[0] for name, values in space.items()},
         loss="sparse_categorical_crossentropy",
         epochs=epochs,
         batch_size=definition.protocol.batch_size,
@@ -142,7 +154,7 @@ def run_gridsearch(definition: StudyDefinition, spec: DatasetSpec, epochs: int, 
     )
     search = GridSearchCV(
         classifier,
-        {f"model__{name}": list(values) for name, values in definition.grid.items()},
+        {f"model__{name}": list(values) for name, values in space.items()},
         cv=folds,
         scoring="accuracy",
         refit=False,
@@ -153,7 +165,7 @@ def run_gridsearch(definition: StudyDefinition, spec: DatasetSpec, epochs: int, 
     wall = time.perf_counter() - start
     results = search.cv_results_
     scores = {
-        tuple(int(params[f"model__{name}"]) for name in names): float(score)
+        definition.point_label({name: params[f"model__{name}"] for name in space}): float(score)
         for params, score in zip(results["params"], results["mean_test_score"], strict=True)
     }
     return wall, scores
@@ -177,6 +189,7 @@ def steady_epoch(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", default="2layer")
+    parser.add_argument("--studies", type=Path, help="folder of definitions (default: tuner's)")
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--subset", type=int, default=6000)
     parser.add_argument("--epochs", type=int, default=4)
@@ -186,7 +199,7 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    definition = load_definitions()[args.variant]
+    definition = load_definitions(args.studies)[args.variant]
     subset, epochs = (None, 20) if args.full else (args.subset, args.epochs)
     spec = DatasetSpec.parse(args.dataset, subset)
     definition = replace(definition, protocol=replace(definition.protocol, epochs=epochs))
@@ -208,9 +221,12 @@ def main() -> None:
 
     n_val = n // 3
     folds = definition.protocol.folds
-    flops = folds * sum(training_flops(u, n - n_val, n_val, epochs) for u in tuner_scores)
+    units_of = {label: units_in(label, definition) for label in tuner_scores}
+    flops = folds * sum(
+        training_flops(units_of[label], n - n_val, n_val, epochs) for label in tuner_scores
+    )
     achieved = flops / train_seconds / 1e9
-    best_units = max(tuner_scores, key=tuner_scores.get)
+    best_units = units_of[max(tuner_scores, key=tuner_scores.__getitem__)]
     epoch_seconds, epoch_gflops = steady_epoch(definition, best_units, n - n_val)
     print(
         f"tuner training: {achieved:.0f} GFLOP/s over whole trials = {achieved / peak:.0%} of "
@@ -220,11 +236,11 @@ def main() -> None:
     )
 
     rows = []
-    print(f"{'units':>12} {'tuner':>8} {'sklearn':>8} {'diff':>8}")
-    for units in sorted(tuner_scores):
-        a, b = tuner_scores[units], search_scores[units]
-        rows.append((units, a, b))
-        print(f"{'-'.join(map(str, units)):>12} {a:8.4f} {b:8.4f} {a - b:+8.4f}")
+    print(f"{'point':>12} {'tuner':>8} {'sklearn':>8} {'diff':>8}")
+    for label in sorted(tuner_scores):
+        a, b = tuner_scores[label], search_scores[label]
+        rows.append((label, a, b))
+        print(f"{label:>12} {a:8.4f} {b:8.4f} {a - b:+8.4f}")
     diffs = np.array([a - b for _, a, b in rows])
     best_gap = max(tuner_scores.values()) - max(search_scores.values())
     print(
@@ -249,12 +265,9 @@ def main() -> None:
             f"epoch (fast trainer) of "
             f"{best_units}: {epoch_seconds * 1000:.0f} ms = {epoch_gflops:.0f} GFLOP/s "
             f"({epoch_gflops / peak:.0%} of peak).\n",
-            "| units | tuner | GridSearchCV | difference |",
+            "| point | tuner | GridSearchCV | difference |",
             "|---|---|---|---|",
-            *[
-                f"| {'-'.join(map(str, u))} | {a:.4f} | {b:.4f} | {a - b:+.4f} |"
-                for u, a, b in rows
-            ],
+            *[f"| {label} | {a:.4f} | {b:.4f} | {a - b:+.4f} |" for label, a, b in rows],
             f"\nPer-point difference: mean {diffs.mean():+.4f}, std {diffs.std():.4f}.\n",
         ]
         with open(args.results, "a") as handle:
