@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +12,13 @@ import numpy as np
 import pytest
 
 from tests.helpers import TINY_STUDY, start_tuner, synthetic_images
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests that train on JAX (and the workers they start) share a throwaway compile
+    cache rather than filling the user's own ``~/.cache/tuner/xla``."""
+    if "TUNER_COMPILE_CACHE" not in os.environ:
+        os.environ["TUNER_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="tuner-test-xla-")
 
 
 @pytest.fixture

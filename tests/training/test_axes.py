@@ -68,3 +68,40 @@ def test_the_ablation_study_agrees_with_the_separate_2layer_variants(tmp_path: P
     # differences has a standard error near 0.01 (measured here: +0.022). At 6,000
     # images and 5 epochs the mean was 0.0000 with std 0.008 (bench/RESULTS.md).
     assert abs(float(np.mean(dropped))) < 0.035, dropped
+
+
+def test_every_combination_of_the_axes_is_one_complete_trial(
+    tmp_path: Path, synthetic_npz: Path
+) -> None:
+    """Widths x learning rate x Dropout (packed together) x batch size (groups apart)."""
+    variant = tuner.define_variant(
+        "axes",
+        {
+            "l1": [16, 8],
+            "learning_rate": [0.001, 0.01],
+            "dropout": [0.0, 0.25],
+            "batch_size": [16, 32],
+        },
+        epochs=1,
+    )
+    storage = f"sqlite:///{tmp_path / 'tuner.db'}"
+    output = io.StringIO()
+    tuner.launch(
+        variant,
+        synthetic_npz,
+        storage=storage,
+        report=False,
+        threads=1,
+        console=Console(file=output, width=200),
+    )
+    study = optuna.load_study(study_name="axes", storage=storage)
+    complete = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert len(study.trials) == len(complete) == 16
+    combos = {
+        (t.params["l1"], t.params["learning_rate"], t.params["dropout"], t.params["batch_size"])
+        for t in complete
+    }
+    assert len(combos) == 16
+    # One packed model per batch size: each claim held the 8 points of one group.
+    batches = [line for line in output.getvalue().splitlines() if "training together" in line]
+    assert len(batches) == 2, output.getvalue()[-2000:]
