@@ -39,8 +39,7 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 ModelsCallback = Callable[[int, list[float]], None]
 
 
-@tf.function(jit_compile=True)
-def _scaled_adam(
+def _scaled_adam_update(
     variable: tf.Variable, m: tf.Variable, v: tf.Variable, gradient: tf.Tensor, step: tf.Tensor
 ) -> None:
     """ResourceApplyAdam's arithmetic with a per-element step size, fused by XLA into one
@@ -49,6 +48,9 @@ def _scaled_adam(
     m.assign_add((gradient - m) * (1.0 - beta_1))
     v.assign_add((tf.square(gradient) - v) * (1.0 - beta_2))
     variable.assign_sub(m * step / (tf.sqrt(v) + epsilon))
+
+
+_scaled_adam = tf.function(_scaled_adam_update, jit_compile=True)
 
 
 class TFFoldLoop:
