@@ -166,6 +166,7 @@ def main() -> None:
         "| ratio | epoch |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    runs: list[str] = []  # whole-run lines, after the table
     for variant in variants:
         definition = definitions[variant]
         # The first batch a claim takes: up to --pack points, lowest grid id first.
@@ -205,14 +206,14 @@ def main() -> None:
                 f"{variant}: tuner launch, {args.run_subset} images, {args.run_epochs} epochs: "
                 f"{wall:.1f} s, {rate:.0f} GFLOP/s = {rate / peak:.0%} of peak"
             )
-            lines.append(
+            runs.append(
                 f"\nWhole `tuner launch --variant {variant} --subset {args.run_subset} "
                 f"--epochs {args.run_epochs}`: {wall:.1f} s, {rate:.0f} GFLOP/s = "
                 f"{rate / peak:.0%} of peak.\n"
             )
     if args.results:
         with open(args.results, "a") as handle:
-            handle.write("\n".join(lines) + "\n")
+            handle.write("\n".join(lines + runs) + "\n")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ class ProgressDisplay:
         )
         self._study_task: TaskID | None = None
         self._trial_task: TaskID | None = None
-        self._epochs_per_fold = 1
+        self._epochs_per_fold: float = 1
+        self._fold_epochs = 1
         self._packed = 1
         self._points = 1
         self._fold_text = ""
@@ -83,12 +84,17 @@ class ProgressDisplay:
     ) -> None:
         self._progress.stop()
 
-    def study_started(self, name: str, grid_size: int, done: int, folds: int, epochs: int) -> None:
+    def study_started(
+        self, name: str, grid_size: int, done: int, folds: int, epochs: float
+    ) -> None:
         self._epochs_per_fold = epochs
         self._folds = folds
         total = grid_size * folds * epochs
         self._study_task = self._progress.add_task(
-            name, total=total, completed=done * folds * epochs, detail=f"{done}/{grid_size} points"
+            name,
+            total=total,
+            completed=round(done * folds * epochs),
+            detail=f"{done}/{grid_size} points",
         )
         self.grid_size = grid_size
         self.done = done
@@ -122,6 +128,7 @@ class ProgressDisplay:
     def fold_started(self, fold: int, n_folds: int, epochs: int, packed: int = 1) -> None:
         """``packed`` folds, starting at ``fold``, train together: each epoch counts for all."""
         self._packed = packed
+        self._fold_epochs = epochs  # this point's own, where the grid has an epochs axis
         self._fold_text = (
             f"folds {fold}-{fold + packed - 1}/{n_folds} packed"
             if packed > 1
@@ -144,7 +151,7 @@ class ProgressDisplay:
         self._progress.update(
             self._trial_task,
             advance=self._packed,
-            detail=f"{self._label} {self._fold_text} epoch {epoch}/{self._epochs_per_fold}{metric}",
+            detail=f"{self._label} {self._fold_text} epoch {epoch}/{self._fold_epochs}{metric}",
         )
         self._progress.advance(self._study_task, self._packed * self._points)
         self._redraw()

@@ -479,3 +479,25 @@ def test_the_ablation_study_is_the_three_2layer_variants_in_one_grid() -> None:
             seed.dropout,
             seed.protocol,
         )
+
+
+def test_the_dataclass_defaults_are_the_settings_declarations() -> None:
+    """SETTINGS is the one declaration; the dataclasses' defaults must say the same."""
+    from dataclasses import fields
+
+    from tuner.study import SETTINGS, StudyDefinition, TrainingProtocol
+
+    protocol = TrainingProtocol()
+    for name, setting in SETTINGS.items():
+        if setting.table == "protocol":
+            assert getattr(protocol, name) == setting.default, name
+    model_defaults = {f.name: f.default for f in fields(StudyDefinition)}
+    assert model_defaults["activation"] == SETTINGS["activation"].default
+
+
+def test_readme_lists_every_grid_axis_with_its_declared_example() -> None:
+    from tuner.study import AXES, SETTINGS
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name in AXES:
+        assert f"\n{name} = {SETTINGS[name].example}\n" in readme, name

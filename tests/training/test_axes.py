@@ -20,7 +20,7 @@ from rich.console import Console
 
 import tuner
 from tuner.data._datasets import DEBIAN_FASHION_MNIST
-from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
+from tuner.study import BUILTIN_STUDIES_DIR, load_definition, load_definitions
 
 SEPARATE = ["2layer", "2layer-no-dropout", "2layer-no-bn"]
 
@@ -105,3 +105,26 @@ def test_every_combination_of_the_axes_is_one_complete_trial(
     # One packed model per batch size: each claim held the 8 points of one group.
     batches = [line for line in output.getvalue().splitlines() if "training together" in line]
     assert len(batches) == 2, output.getvalue()[-2000:]
+
+
+def test_weight_decay_reaches_the_optimizer(tmp_path: Path) -> None:
+    """A weight decay axis trains different models: the decay is applied, on every path."""
+    from tuner.training import training_loops
+    from tuner.training._models import build_model, make_optimizer
+
+    path = tmp_path / "decay.toml"
+    path.write_text("[grid]\nl1 = [8]\nweight_decay = [0.0, 0.5]\n[protocol]\nepochs = 1\n")
+    definition = load_definition(path)
+    assert make_optimizer(definition.at({"weight_decay": 0.5}).protocol).weight_decay == 0.5
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 64).astype(np.int32)
+    kernels = []
+    for decay in (0.0, 0.5):
+        point = definition.at({"l1": 8, "weight_decay": decay})
+        model = build_model(point, (8,), seed=3)
+        loop = training_loops().single(model, point.protocol)
+        loop.fit(x, y, epochs=2, validation=(x[:8], y[:8]), seed=0)
+        kernels.append(np.asarray(model.layers[0].kernel))
+    # Decoupled decay shrinks every weight a little more each step.
+    assert np.abs(kernels[1]).sum() < np.abs(kernels[0]).sum()

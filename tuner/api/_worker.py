@@ -78,7 +78,7 @@ def work_study(
             definition.grid_size,
             len(scheduler.grid_state().complete),
             config.n_folds,
-            config.epochs,
+            config.mean_epochs,
         )
         together = strategy.trains_together
         claim_size = batch_size(options, config, dataset, device, console) if together else 1

@@ -24,8 +24,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from tuner.reporting._ranking import RankedPoint, shown_value
-from tuner.study import FinalFit, StudyDefinition
+from tuner.reporting._ranking import RankedPoint
+from tuner.study import FinalFit, StudyDefinition, shown_value
 
 DPI = 110
 MAX_PANELS = 12

@@ -27,12 +27,14 @@ from tuner.stats import (
     holdout_ratio,
     holm,
 )
-from tuner.study import FoldResult, StudyDefinition, completed_folds, schema, shown_name
-
-
-def shown_value(value: Any) -> str:
-    """An axis value as a definition file writes it (``true``, not ``True``)."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
+from tuner.study import (
+    FoldResult,
+    StudyDefinition,
+    completed_folds,
+    schema,
+    shown_name,
+    shown_value,
+)
 
 
 def point_name(units: Iterable[int], axes: Mapping[str, Any]) -> str:
@@ -160,7 +162,14 @@ def ranked_points(
     """COMPLETE trials, best mean CV accuracy first (ties: lower trial number first), each
     with its corrected interval and whether it is tied with the best (see
     :mod:`tuner.stats`: paired corrected t-tests against the best, Holm-corrected)."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    # Stored trials are untrusted: one without every grid parameter is not a point of
+    # this grid, and is left out rather than crash the ranking.
+    names = (*definition.layer_names, *definition.axes)
+    complete = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if all(name in trial.params for name in names)
+    ]
     ordered = sorted(complete, key=lambda t: (-(t.value or 0.0), t.number))
     points = [
         RankedPoint(

@@ -34,7 +34,6 @@ from tuner.reporting._ranking import (
     ranking_html,
     regularisation_of,
     setup_label,
-    shown_value,
     ties_sentence,
 )
 from tuner.reporting._verdict import Verdict, judge_runs
@@ -47,6 +46,7 @@ from tuner.study import (
     completed_folds,
     load_studies,
     schema,
+    shown_value,
 )
 
 if TYPE_CHECKING:

@@ -10,8 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tuner.reporting import _html
-from tuner.reporting._ranking import shown_value
-from tuner.study import SETTINGS, StudyDefinition, shown_name
+from tuner.study import SETTINGS, StudyDefinition, shown_name, shown_value
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -34,6 +34,7 @@ from tuner.study._definition import (
     load_definitions,
     parse_definition,
     select,
+    shown_value,
 )
 from tuner.study._names import (
     MAX_NAME_LENGTH,
@@ -99,6 +100,7 @@ __all__ = [
     "select",
     "shown",
     "shown_name",
+    "shown_value",
     "stored_final_fit",
     "tuner_study_names",
 ]

@@ -73,6 +73,14 @@ class StudyConfig:
             return epochs
         return self.epochs
 
+    @property
+    def mean_epochs(self) -> float:
+        """Epochs per fold over the whole grid, per point on average (what progress counts)."""
+        if "epochs" in self.definition.axes:
+            values: tuple[int, ...] = self.definition.axes["epochs"]
+            return sum(values) / len(values)
+        return self.epochs
+
     def to_attrs(self) -> dict[str, Any]:
         """The study user attributes that record this config."""
         return {

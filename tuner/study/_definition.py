@@ -46,7 +46,9 @@ BUILTIN_STUDIES_DIR = Path(str(importlib.resources.files("tuner") / "studies"))
 
 @dataclass(frozen=True)
 class TrainingProtocol:
-    """How every grid point is trained; identical across the points of a study."""
+    """How a grid point is trained: the study's protocol, with any axis' value fixed at
+    the point's (:meth:`StudyDefinition.at`). Defaults are ``SETTINGS``' (a test holds
+    them equal)."""
 
     epochs: int = 20
     batch_size: int = 120
@@ -187,7 +189,7 @@ class StudyDefinition:
         """``l1=512 l2=64`` (then ``learning_rate=0.001 ...`` for other axes): a grid
         point as every message names it."""
         names = [*self.layer_names, *self.axes]
-        return " ".join(f"{name}={_shown_value(params[name])}" for name in names)
+        return " ".join(f"{name}={shown_value(params[name])}" for name in names)
 
     def axis_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """A trial's values of the non-width axes, in axis order."""
@@ -264,7 +266,7 @@ class StudyDefinition:
         return replace(parsed, name=data["name"])
 
 
-def _shown_value(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """A parameter value as a definition file writes it (``true``, not ``True``)."""
     return str(value).lower() if isinstance(value, bool) else str(value)
 

@@ -152,12 +152,15 @@ def run_final_fit(
         )
     else:
         fit = earlier
+    # Stored after every fit, so an interrupted run keeps the fits it finished (the next
+    # report resumes from them: ``earlier``).
+    study.set_user_attr(schema.FINAL_FIT, fit.to_dict())
     runs = fit.runs
     for index in range(len(runs), seeds):
         _, more = _fit_one(config, best.params, dataset, final_seed(config.fold_seed, index))
         if on_fit:
             on_fit(more)
         runs.append(more)
-    fit = replace(fit, seed_fits=tuple(runs))
-    study.set_user_attr(schema.FINAL_FIT, fit.to_dict())
+        fit = replace(fit, seed_fits=tuple(runs))
+        study.set_user_attr(schema.FINAL_FIT, fit.to_dict())
     return fit

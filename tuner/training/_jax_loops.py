@@ -23,7 +23,8 @@ that decides a step is the same:
 * the optimizer: Adam is written out exactly as ``keras.optimizers.Adam.update_step``
   computes it (beta_1 0.9, beta_2 0.999, epsilon 1e-7, the bias correction folded into
   the step size), which is also what TensorFlow's fused ``ResourceApplyAdam`` computes.
-  Other optimizers run the Keras optimizer itself through ``stateless_apply``.
+  Other optimizers, and Adam with weight decay, run the Keras optimizer itself through
+  ``stateless_apply``.
 
 Every grid point has new shapes and so new programs (the epoch's loop, the last batch,
 the evaluation); they are traced one after another and compiled in parallel threads,
@@ -50,7 +51,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from tuner.training._models import make_optimizer
+from tuner.training._models import make_optimizer, uses_plain_adam
 
 if TYPE_CHECKING:
     from tuner.study import StudyDefinition, TrainingProtocol
@@ -191,7 +192,7 @@ class _JaxLoop:
             if learning_rate_scales is None
             else [jnp.asarray(scale, jnp.float32) for scale in learning_rate_scales]
         )
-        if protocol.optimizer == "adam":
+        if uses_plain_adam(protocol):
             self._optimizer: _KerasAdam | _KerasOptimizer = _KerasAdam(
                 protocol.learning_rate, scales
             )

@@ -96,7 +96,16 @@ def build_model(
 
 
 def make_optimizer(protocol: TrainingProtocol) -> keras.optimizers.Optimizer:
-    return OPTIMIZER_CLASSES[protocol.optimizer](learning_rate=protocol.learning_rate)
+    """The protocol's Keras optimizer, with its weight decay where the protocol sets one."""
+    settings: dict[str, float] = {"learning_rate": protocol.learning_rate}
+    if protocol.weight_decay is not None:
+        settings["weight_decay"] = protocol.weight_decay
+    return OPTIMIZER_CLASSES[protocol.optimizer](**settings)
+
+
+def uses_plain_adam(protocol: TrainingProtocol) -> bool:
+    """Adam without weight decay: the update the trainers write out fused themselves."""
+    return protocol.optimizer == "adam" and protocol.weight_decay is None
 
 
 def expected_parameter_count(definition: StudyDefinition, units: Sequence[int]) -> int:

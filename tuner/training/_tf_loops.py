@@ -12,7 +12,7 @@ size, shuffling and per-epoch metrics, but
 * traces once per grid point: folds reuse the graph, getting fresh weights and fresh
   optimizer state through variable assignments.
 
-Other optimizers use the Keras optimizer inside the same loop.
+Other optimizers, and Adam with weight decay, use the Keras optimizer inside the same loop.
 
 :class:`TFPackedLoop` runs the same loop over a packed model
 (:func:`tuner.training._models.build_packed_model`): the loss is the sum of the folds'
@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tuner.study import StudyDefinition, TrainingProtocol
-from tuner.training._models import make_optimizer
+from tuner.training._models import make_optimizer, uses_plain_adam
 
 EVAL_BATCH = 8192
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -72,7 +72,7 @@ class TFFoldLoop:
             if learning_rate_scales is None
             else [tf.constant(scale, tf.float32) for scale in learning_rate_scales]
         )
-        self.fused_adam = protocol.optimizer == "adam"
+        self.fused_adam = uses_plain_adam(protocol)
         if self.fused_adam:
             self.slots = [
                 (tf.Variable(tf.zeros_like(v.value)), tf.Variable(tf.zeros_like(v.value)))
