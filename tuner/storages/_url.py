@@ -109,21 +109,39 @@ _QUERY_SECRET = re.compile(r"(?i)([?&;][^=&?#;]*(?:password|passwd|pwd)[^=&;]*=)
 ``db_password``...): its value is a secret too."""
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
+"""A URL's scheme and the ``//`` that opens its authority."""
+_KNOWN_SCHEME = re.compile(r"(?i)(sqlite|postgres|postgresql|mysql|mariadb)(\+[^:/]*)?://")
+"""The database schemes tuner knows: their ``://`` is surely no part of a password."""
+
+
 def _credentials(url: str) -> tuple[int, int, int] | None:
     """Where the ``user:password`` part of ``url`` lies: (start, colon, end), or None.
 
     Read from the text itself, not from SQLAlchemy, so that URLs SQLAlchemy refuses (a
     missing colon after the scheme, a bad port) are covered too. The authority starts after
-    the first ``//`` (after the start of the text when there is none) and the credentials end
-    at the last ``@``: a password may hold ``@``, ``/``, ``?`` or ``:``, so anything up to the
-    last ``@`` may be part of it, and hiding too much is better than printing a password.
+    the scheme's ``://`` (else a ``//`` before any ``:``, else the start of the text) and the
+    credentials end at the last ``@``: a password may hold ``@``, ``/``, ``?`` or ``:``, so
+    anything up to the last ``@`` may be part of it, and hiding too much is better than
+    printing a password.
     """
-    slashes = url.find("//")
-    start = slashes + 2 if slashes >= 0 else 0
+    scheme = _SCHEME.match(url)
+    if scheme:
+        start = scheme.end()
+    else:
+        # No scheme: a '//' opens the authority only before the first ':' (one after it
+        # may be part of the password: 'u:00//@h').
+        slashes, first_colon = url.find("//"), url.find(":")
+        before = slashes >= 0 and (first_colon < 0 or slashes < first_colon)
+        start = slashes + 2 if before else 0
     end = url.rfind("@")
     if end < start:
         return None
     colon = url.find(":", start, end)
+    if colon < 0 and scheme and _KNOWN_SCHEME.match(url) is None:
+        # No ':' after an unknown 'scheme://': it may be a user and a password holding
+        # '//' ('u://00@h'). Read it so: hiding too much is better than printing it.
+        start, colon = 0, url.find(":", 0, end)
     if colon < 0:
         return None
     return start, colon, end
