@@ -1,8 +1,10 @@
 """Ranked results of a study: the table `tuner launch` ends with, as text, HTML and records.
 
 A grid point is its widths and, on a grid with axes (``dropout = [0.0, 0.5]`` ...), its
-value of every axis: :func:`point_name` is the one place that names it (``512-64``, or
-``512-64 batch_norm=true dropout=0.5``), and every table has one column per axis.
+value of every axis: :func:`point_name` names it in reports and tables (``512-64``, or
+``512-64 batch_norm=true dropout=0.5``; the seed study's compact form), and every table has
+one column per axis. Messages about one trial (progress, status, the scheduler) spell the
+layers out instead: ``StudyDefinition.point_label`` (``l1=512 l2=64 dropout=0.5``).
 """
 
 from __future__ import annotations
