@@ -150,3 +150,29 @@ def test_a_second_launch_trains_from_the_cache_the_first_filled(
         if p.name.endswith("-atime") and stamps.get(p.name) != p.read_bytes()
     }
     assert len(read) >= len(written) // 2, (len(read), len(written))
+
+
+def test_launch_refuses_a_cache_it_cannot_write_before_any_work(
+    tmp_path: Path, studies_dir: Path, synthetic_npz: Path
+) -> None:
+    pytest.importorskip("jax")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_tuner(
+        "launch",
+        "--variant",
+        "tiny",
+        "--dataset",
+        str(synthetic_npz),
+        "--studies",
+        str(studies_dir),
+        "--backend",
+        "jax",
+        "--compile-cache",
+        str(blocker / "xla"),
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "--compile-cache" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "tuner.db").exists()  # refused before the storage was opened

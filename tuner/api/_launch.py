@@ -126,6 +126,10 @@ def launch(
         check_writable_folder(Path(report.out), "--out")
     spec = DatasetSpec.parse(chosen.dataset, chosen.subset)
     backend = select_backend(worker.backend, load=True)
+    if backend == "jax" and chosen.workers > 0:
+        from tuner.training import prepare_compile_cache
+
+        prepare_compile_cache(worker.compile_cache)  # a bad folder refused before any work
     quiet_optuna(worker.verbose)
     shown = output(console)
     created, written = _launch(

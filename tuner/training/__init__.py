@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tuner.training._backend import active_backend, training_loops, use_backend
+    from tuner.training._compile_cache import prepare_compile_cache
     from tuner.training._cross_validation import (
         CrossValidation,
         FoldTrainer,
@@ -49,6 +50,7 @@ _LOCATIONS = {
     "active_backend": "_backend",
     "training_loops": "_backend",
     "use_backend": "_backend",
+    "prepare_compile_cache": "_compile_cache",
     "CrossValidation": "_cross_validation",
     "FoldTrainer": "_cross_validation",
     "NonFiniteLossError": "_cross_validation",
@@ -104,6 +106,7 @@ __all__ = [
     "import_backend_quietly",
     "initial_weights",
     "pack_weights",
+    "prepare_compile_cache",
     "run_final_fit",
     "training_loops",
     "training_strategy",

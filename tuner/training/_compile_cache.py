@@ -73,6 +73,31 @@ def compile_cache_folder(
     return Path(chosen).expanduser()
 
 
+def prepare_compile_cache(value: str | None = None) -> Path | None:
+    """The folder ``--compile-cache value`` names, created and checked writable (without
+    importing JAX, so a launch can refuse a bad folder before any work); None for ``off``.
+
+    Raises:
+        TunerError: The folder cannot be created or written to.
+    """
+    folder = compile_cache_folder(value)
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TunerError(
+            f"--compile-cache {folder}: cannot create it ({exc.strerror or exc}); "
+            f"give a writable folder, or '{COMPILE_CACHE_OFF}'"
+        ) from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise TunerError(
+            f"--compile-cache {folder}: not a writable folder; "
+            f"give a writable folder, or '{COMPILE_CACHE_OFF}'"
+        )
+    return folder
+
+
 def enable_compile_cache(value: str | None = None) -> Path | None:
     """Point this JAX process's compilation cache at the folder ``value`` names.
 
@@ -92,21 +117,9 @@ def enable_compile_cache(value: str | None = None) -> Path | None:
     global _enabled
     if _enabled is not None:
         return _enabled
-    folder = compile_cache_folder(value)
+    folder = prepare_compile_cache(value)
     if folder is None:
         return None
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TunerError(
-            f"--compile-cache {folder}: cannot create it ({exc.strerror or exc}); "
-            f"give a writable folder, or '{COMPILE_CACHE_OFF}'"
-        ) from None
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise TunerError(
-            f"--compile-cache {folder}: not a writable folder; "
-            f"give a writable folder, or '{COMPILE_CACHE_OFF}'"
-        )
     import jax
 
     jax.config.update("jax_compilation_cache_dir", str(folder))  # type: ignore[no-untyped-call]
