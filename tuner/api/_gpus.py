@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.errors import TunerError
+from tuner.study import shown
 
 ALL_GPUS = "all"
 """The ``--gpus`` value that takes every visible device."""
@@ -61,14 +62,14 @@ def parse_gpus(value: str) -> GpuRequest:
         if parts[-1] == "":
             parts.pop()
         if not parts or not all(part.isdecimal() and len(part) <= 4 for part in parts):
-            raise TunerError(f"--gpus '{value}': not a list of device indices; {hint}")
+            raise TunerError(f"--gpus {shown(value)}: not a list of device indices; {hint}")
         indices = tuple(int(part) for part in parts)
         if len(set(indices)) != len(indices):
-            raise TunerError(f"--gpus '{value}': a device is named twice; {hint}")
+            raise TunerError(f"--gpus {shown(value)}: a device is named twice; {hint}")
         return GpuRequest(indices=indices)
     if text.isdecimal() and len(text) <= 4 and int(text) > 0:
         return GpuRequest(count=int(text))
-    raise TunerError(f"--gpus '{value}': {hint}")
+    raise TunerError(f"--gpus {shown(value)}: {hint}")
 
 
 def visible_gpus(
