@@ -501,3 +501,17 @@ def test_readme_lists_every_grid_axis_with_its_declared_example() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     for name in AXES:
         assert f"\n{name} = {SETTINGS[name].example}\n" in readme, name
+
+
+def test_a_stored_point_without_an_axis_is_refused_in_one_line(tmp_path: Path) -> None:
+    definition = load_definition(write(tmp_path, AXES_TEXT, "axes.toml"))
+    with pytest.raises(TunerError, match="lack the grid axis optimizer") as error:
+        definition.at({"l1": 32, "l2": 16, "learning_rate": 0.01, "dropout": 0.5})
+    assert "\n" not in str(error.value)
+
+
+def test_a_point_trains_its_own_epochs_only_on_an_epochs_axis(tmp_path: Path) -> None:
+    axis = load_definition(write(tmp_path, "[grid]\nl1 = [8]\nepochs = [2, 5]\n", "e.toml"))
+    assert axis.epochs_at({"l1": 8, "epochs": 5}, study_epochs=20) == 5
+    plain = load_definition(write(tmp_path, "[grid]\nl1 = [8]\n", "p.toml"))
+    assert plain.epochs_at({"l1": 8}, study_epochs=3) == 3

@@ -128,3 +128,15 @@ def test_weight_decay_reaches_the_optimizer(tmp_path: Path) -> None:
         kernels.append(np.asarray(model.layers[0].kernel))
     # Decoupled decay shrinks every weight a little more each step.
     assert np.abs(kernels[1]).sum() < np.abs(kernels[0]).sum()
+
+
+def test_epochs_with_an_epochs_axis_is_refused_before_any_work(
+    tmp_path: Path, synthetic_npz: Path
+) -> None:
+    from tuner.errors import TunerError
+
+    variant = tuner.define_variant("timed", {"l1": [8], "epochs": [1, 2]})
+    storage = tmp_path / "tuner.db"
+    with pytest.raises(TunerError, match="--epochs 3: variant 'timed' has an epochs axis"):
+        tuner.launch(variant, synthetic_npz, storage=f"sqlite:///{storage}", epochs=3)
+    assert not storage.exists()

@@ -111,6 +111,15 @@ def test_a_second_process_loads_what_the_first_compiled(tmp_path: Path) -> None:
     assert len([p for p in cache.iterdir() if p.name.endswith("-cache")]) == len(entries)
 
 
+def tiny_jax_launch(studies_dir: Path, data: Path) -> list[str]:
+    """``tuner launch`` of the tiny study on JAX (the tests add what they vary)."""
+    return [
+        "launch",
+        *("--variant", "tiny", "--dataset", str(data), "--studies", str(studies_dir)),
+        *("--backend", "jax"),
+    ]
+
+
 @pytest.mark.slow
 def test_a_second_launch_trains_from_the_cache_the_first_filled(
     tmp_path: Path, studies_dir: Path, synthetic_npz: Path
@@ -118,20 +127,8 @@ def test_a_second_launch_trains_from_the_cache_the_first_filled(
     pytest.importorskip("jax")
     cache = tmp_path / "xla"
     launch = [
-        "launch",
-        "--variant",
-        "tiny",
-        "--dataset",
-        str(synthetic_npz),
-        "--studies",
-        str(studies_dir),
-        "--epochs",
-        "1",
-        "--backend",
-        "jax",
-        "--no-report",
-        "--workers",
-        "2",
+        *tiny_jax_launch(studies_dir, synthetic_npz),
+        *("--epochs", "1", "--no-report", "--workers", "2"),
     ]
     first = run_tuner(*launch, "--study-name", "first", "--compile-cache", str(cache), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -159,17 +156,8 @@ def test_launch_refuses_a_cache_it_cannot_write_before_any_work(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     result = run_tuner(
-        "launch",
-        "--variant",
-        "tiny",
-        "--dataset",
-        str(synthetic_npz),
-        "--studies",
-        str(studies_dir),
-        "--backend",
-        "jax",
-        "--compile-cache",
-        str(blocker / "xla"),
+        *tiny_jax_launch(studies_dir, synthetic_npz),
+        *("--compile-cache", str(blocker / "xla")),
         cwd=tmp_path,
     )
     assert result.returncode != 0

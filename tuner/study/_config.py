@@ -68,10 +68,7 @@ class StudyConfig:
     def epochs_of(self, params: dict[str, Any]) -> int:
         """Epochs a grid point trains: its own on a grid with an ``epochs`` axis, else the
         study's (``--epochs`` or the definition's protocol)."""
-        if "epochs" in self.definition.axes:
-            epochs: int = self.definition.at(params).protocol.epochs
-            return epochs
-        return self.epochs
+        return self.definition.epochs_at(params, self.epochs)
 
     @property
     def mean_epochs(self) -> float:

@@ -173,12 +173,30 @@ class StudyDefinition:
 
     def at(self, params: dict[str, Any]) -> StudyDefinition:
         """This definition with every axis fixed at a trial's values: one grid point's
-        model and protocol, as a definition without axes."""
+        model and protocol, as a definition without axes.
+
+        Raises:
+            TunerError: ``params`` (read from storage: untrusted) lacks an axis.
+        """
         if not self.axes:
             return self
+        missing = [name for name in self.axes if name not in params]
+        if missing:
+            raise TunerError(
+                f"study '{self.name}': a trial's parameters lack the grid axis "
+                f"{', '.join(missing)}; not a point of this grid"
+            )
         model = {n: params[n] for n in self.axes if SETTINGS[n].table == "model"}
         protocol = {n: params[n] for n in self.axes if SETTINGS[n].table == "protocol"}
         return replace(self, axes={}, protocol=replace(self.protocol, **protocol), **model)
+
+    def epochs_at(self, params: dict[str, Any], study_epochs: int) -> int:
+        """Epochs a grid point trains: its own on a grid with an ``epochs`` axis, else
+        ``study_epochs`` (``--epochs`` or the protocol's, as recorded on the study)."""
+        if "epochs" in self.axes:
+            epochs: int = self.at(params).protocol.epochs
+            return epochs
+        return study_epochs
 
     def step_group(self, params: dict[str, Any]) -> tuple[Any, ...]:
         """What must be equal for two points to train in one packed model: the values of

@@ -319,6 +319,8 @@ class CrossValidation:
             [claim.units for claim in claims],
             curves,
             [self.definition.at(claim.params) for claim in claims],
+            # One training group per batch: its points share their epochs.
+            self.definition.epochs_at(claims[0].params, self.epochs),
         )
         for recorder in recorders:
             recorder.flush_curve()  # one write: the batch's recorders share a writer
@@ -356,15 +358,12 @@ class CrossValidation:
         except Exception as exc:
             return exc
 
-    def epochs_of(self, point: StudyDefinition) -> int:
-        """Epochs a point trains: its own on a grid with an ``epochs`` axis, else the study's."""
-        return point.protocol.epochs if "epochs" in self.definition.axes else self.epochs
-
     def _train_grid(
         self,
         points: list[tuple[int, ...]],
         curves: list[PointCurve],
         settings: list[StudyDefinition],
+        epochs: int,
     ) -> list[dict[str, list[float]]]:
         """Histories of every (fold, point), fold-major; each point's curve recorded live.
 
@@ -373,7 +372,6 @@ class CrossValidation:
         """
         folds = len(self.folds)
         shared = settings[0]
-        epochs = self.epochs_of(shared)
         model = build_grid_model(self.definition, points, folds, settings)
         scales = grid_learning_rate_scales(model, settings, folds, shared.protocol.learning_rate)
         every = [(units, f) for units in points for f in range(folds)]
@@ -448,7 +446,7 @@ class CrossValidation:
         self._record_start(claim, recorder)
         started = time.perf_counter()
         definition = self.definition.at(claim.params)
-        epochs = self.epochs_of(definition)
+        epochs = self.definition.epochs_at(claim.params, self.epochs)
         fold_trainer = FoldTrainer(definition, units, self.strategy)
         reuse = dict(claim.reused_folds)
         folds = self.folds
