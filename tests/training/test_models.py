@@ -65,3 +65,32 @@ def test_compiled_with_adam_defaults_and_seeded_weights() -> None:
 def test_wrong_number_of_units_is_refused() -> None:
     with pytest.raises(ValueError):
         build_model(DEFINITIONS["3layer"], (512, 128))
+
+
+def test_grid_batch_norm_trains_as_keras_batch_norm() -> None:
+    # The fused kernel's output, input gradient, gamma/beta gradients and moving
+    # statistics (its Bessel-corrected variance undone) equal Keras' layer on the same data.
+    import tensorflow as tf
+
+    from tuner.training._models import GridBatchNorm
+
+    rng = np.random.default_rng(3)
+    inputs = tf.constant(rng.normal(2.0, 3.0, (120, 40)).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=(120, 40)).astype(np.float32))
+    gamma = rng.uniform(0.5, 1.5, 40).astype(np.float32)
+    results = []
+    for layer in (keras.layers.BatchNormalization(), GridBatchNorm()):
+        layer.build(inputs.shape)
+        layer.gamma.assign(gamma)
+        layer.beta.assign(np.linspace(-1, 1, 40, dtype=np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs, training=True)
+            loss = tf.reduce_sum(outputs * upstream)
+        grads = tape.gradient(loss, [inputs, layer.gamma, layer.beta])
+        inference = layer(inputs, training=False)
+        results.append([outputs, *grads, layer.moving_mean, layer.moving_variance, inference])
+    for keras_value, grid_value in zip(*results, strict=True):
+        np.testing.assert_allclose(
+            np.asarray(grid_value), np.asarray(keras_value), rtol=1e-4, atol=1e-5
+        )

@@ -51,3 +51,19 @@ def test_settings_apply_once_so_a_report_after_launch_does_not_fail() -> None:
     assert result.returncode == 0, result.stderr
     first, again = result.stdout.split()[-2:]
     assert first == again
+
+
+def test_threads_after_tensorflow_started_elsewhere_warn_and_train_on() -> None:
+    # A notebook that ran TensorFlow before its first launch: the thread pools are fixed,
+    # so the setting is skipped with a warning instead of failing the launch.
+    result = run(
+        "import logging, tensorflow as tf\n"
+        "logging.basicConfig()\n"
+        "from tuner.training import configure_device\n"
+        "tf.constant(1.0) + 1.0\n"
+        "device = configure_device(threads=3)\n"
+        "print(device, tf.config.threading.get_intra_op_parallelism_threads())\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] != "3"
+    assert "--threads 3 not applied: TensorFlow already started" in result.stderr

@@ -73,8 +73,15 @@ def configure_device(
     # "excessive retracing" warning misreads that as a bug.
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if threads is not None:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
+        except RuntimeError:
+            # TensorFlow already ran an op in this process (a notebook that trained
+            # something first): its thread pools are fixed now, and training still works.
+            log.warning(
+                "--threads %d not applied: TensorFlow already started in this process", threads
+            )
     with native_stderr_hidden():
         gpus = tf.config.list_physical_devices("GPU")
     if gpu is not None:
