@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import keras
 import numpy as np
 import pytest
 
@@ -36,7 +37,8 @@ from tuner.training._models import (
 )
 
 DEFINITIONS = load_definitions(BUILTIN_STUDIES_DIR)
-POINTS = [(32, 8), (16, 16), (8, 4)]
+# Layer-1 widths out of order, and two points of one width (a width group with padding).
+POINTS = [(32, 8), (16, 16), (8, 4), (16, 4)]
 FOLDS = 3
 
 
@@ -111,7 +113,7 @@ def test_points_with_their_own_settings_train_exactly_as_alone(tmp_path, optimiz
     packed = training_loops().packed
     grid = build_grid_model(definition, points, FOLDS, settings)
     grid_weights(grid, separate_models(definition, points), FOLDS)
-    scales = grid_learning_rate_scales(grid, settings, FOLDS, definition.protocol.learning_rate)
+    scales = grid_learning_rate_scales(grid, settings, definition.protocol.learning_rate)
     assert scales is not None
     together = packed(
         grid, definition, FOLDS, points=len(points), learning_rate_scales=scales
@@ -131,7 +133,7 @@ def test_points_with_their_own_settings_train_exactly_as_alone(tmp_path, optimiz
 def test_one_learning_rate_needs_no_scales() -> None:
     definition = DEFINITIONS["2layer-no-dropout"]
     grid = build_grid_model(definition, POINTS[:2], FOLDS)
-    assert grid_learning_rate_scales(grid, [definition] * 2, FOLDS, 0.001) is None
+    assert grid_learning_rate_scales(grid, [definition] * 2, 0.001) is None
 
 
 def test_point_dropout_drops_each_slot_at_its_own_rate() -> None:
@@ -149,7 +151,7 @@ def test_point_dropout_drops_each_slot_at_its_own_rate() -> None:
 
 def test_padded_weights_stay_exactly_zero() -> None:
     definition = DEFINITIONS["3layer"]
-    points = [(32, 8, 4), (16, 16, 8)]
+    points = [(32, 8, 4), (16, 16, 8), (16, 8, 2)]
     x, y = data(300)
     grid = build_grid_model(definition, points, FOLDS)
     grid_weights(grid, separate_models(definition, points), FOLDS)
@@ -208,6 +210,9 @@ def test_grid_accuracies_agree_with_separate_fits_on_fashion_mnist() -> None:
     definition = DEFINITIONS["2layer"]
     points = [(256, 32), (512, 128), (328, 64)]
     seeds = {(units, f): fold_seed(0, units, f) for units in points for f in range(FOLDS)}
+    # Dropout layers draw their seeds from Keras' global generator: fixed here, so the
+    # masks (and the outcome) do not depend on which tests ran before in this process.
+    keras.utils.set_random_seed(7)
     grid = build_grid_model(definition, points, FOLDS)
     grid_weights(
         grid,
@@ -218,6 +223,7 @@ def test_grid_accuracies_agree_with_separate_fits_on_fashion_mnist() -> None:
     together = packed(grid, definition, FOLDS, points=len(points)).fit_folds(
         dataset.x_train, dataset.y_train, splits, epochs=4, seed=1
     )
+    differences = []
     for p, units in enumerate(points):
         trainer = FoldTrainer(definition, units, STRATEGIES["fast"])
         alone = [
@@ -226,5 +232,9 @@ def test_grid_accuracies_agree_with_separate_fits_on_fashion_mnist() -> None:
         ]
         mine = [together[f * len(points) + p]["val_accuracy"][-1] for f in range(FOLDS)]
         assert min(mine) > 0.6, units
-        # Dropout masks and batch orders differ; fold-to-fold spread here is about 0.01.
-        assert abs(np.mean(mine) - np.mean(alone)) < 0.03, (units, mine, alone)
+        # Dropout masks and batch orders differ: over five mask seeds one point's mean
+        # differed by -0.034 to +0.031 (before and after width groups alike).
+        assert abs(np.mean(mine) - np.mean(alone)) < 0.045, (units, mine, alone)
+        differences.append(np.mean(mine) - np.mean(alone))
+    # No bias across points: over those seeds the mean difference was -0.007 to +0.009.
+    assert abs(np.mean(differences)) < 0.015, differences

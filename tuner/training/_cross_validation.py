@@ -373,7 +373,7 @@ class CrossValidation:
         folds = len(self.folds)
         shared = settings[0]
         model = build_grid_model(self.definition, points, folds, settings)
-        scales = grid_learning_rate_scales(model, settings, folds, shared.protocol.learning_rate)
+        scales = grid_learning_rate_scales(model, settings, shared.protocol.learning_rate)
         every = [(units, f) for units in points for f in range(folds)]
         weights = initial_weights_of(
             self.definition,

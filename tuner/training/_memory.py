@@ -39,10 +39,10 @@ def grid_parameter_count(
     """(trainable, non-trainable) values of the grid model of ``points`` x ``folds``.
 
     As :func:`tuner.training._models.build_grid_model` lays it out: layer 1 concatenates
-    every point's units per fold; later layers pad each (fold, point) model to the
-    batch's widest, with masks the size of their kernels and biases.
+    every point's units per fold; later layers run one chain per layer-1 width, each
+    (fold, point) model padded to its group's widest, with masks the size of their
+    kernels and biases.
     """
-    models = folds * len(points)
     first = sum(units[0] for units in points)
     trainable = folds * (N_PIXELS * first + first)
     non_trainable = 0
@@ -51,17 +51,22 @@ def grid_parameter_count(
     if batch_norm:
         trainable += 2 * folds * first
         non_trainable += 2 * folds * first
-    fan_in = max(units[0] for units in points)
-    for layer in range(1, definition.n_layers):
-        widest = max(units[layer] for units in points)
-        weights = models * (fan_in * widest + widest)
-        trainable += weights
-        non_trainable += weights  # the kernel and bias masks
-        if batch_norm:
-            trainable += 2 * models * widest
-            non_trainable += 2 * models * widest + models * widest  # moving stats, unit mask
-        fan_in = widest
-    output = models * (fan_in * N_CLASSES + N_CLASSES)
+    output = 0
+    for width in sorted({units[0] for units in points}):
+        # One chain of later layers per layer-1 width, padded to that group's widest.
+        group = [units for units in points if units[0] == width]
+        models = folds * len(group)
+        fan_in = width
+        for layer in range(1, definition.n_layers):
+            widest = max(units[layer] for units in group)
+            weights = models * (fan_in * widest + widest)
+            trainable += weights
+            non_trainable += weights  # the kernel and bias masks
+            if batch_norm:
+                trainable += 2 * models * widest
+                non_trainable += 2 * models * widest + models * widest  # moving stats, unit mask
+            fan_in = widest
+        output += models * (fan_in * N_CLASSES + N_CLASSES)
     return trainable + output, non_trainable + output
 
 

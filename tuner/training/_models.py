@@ -17,6 +17,7 @@ op does k times the work for one op's fixed cost:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -134,10 +135,19 @@ def packed_matmul(inputs: Any, kernel: Any) -> Any:
 class PackedDense(layers.Layer):
     """k independent Dense layers applied to the k slices of a ``(batch, k, inputs)`` input."""
 
-    def __init__(self, packs: int, units: int, activation: str | None = None, **kwargs: object):
+    def __init__(
+        self,
+        packs: int,
+        units: int,
+        activation: str | None = None,
+        columns: Sequence[int] = (),
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.packs, self.units = packs, units
         self.activation = keras.activations.get(activation)
+        # In a grid model's layer 1: the grid point each unit belongs to.
+        self.columns = [int(point) for point in columns]
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         self.kernel = self.add_weight(
@@ -284,29 +294,42 @@ def pack_weights(packed: keras.Model, separate: Sequence[DenseWeights]) -> None:
         layer.bias.assign(np.stack([weights[position][1] for weights in separate]))
 
 
-class GridUnpack(layers.Layer):
-    """``(batch, k, sum of widths)`` to ``(batch, k * points, widest)``, zero-padded.
+class WidthGroups(layers.Layer):
+    """Layer 1's concatenated units ``(batch, k, sum of widths)`` to one
+    ``(batch, k * n_g, w_g)`` tensor per group of ``n_g`` points of layer-1 width ``w_g``.
 
-    Column ``j`` of point ``p`` comes from its slice of the concatenated units; padding
-    columns read a constant zero, so padded units are exactly zero, not merely small.
+    Layer 1 concatenates each group's points next to each other, so every group's units
+    are one contiguous slice, and the reshape makes its models fold-major: model
+    ``fold * n_g + i`` is the group's ``i``-th point. Slices and reshapes only: no gather,
+    no padding (one padded gather took 10% of the 2layer grid's step; bench/RESULTS.md).
     """
 
-    def __init__(self, packs: int, widths: Sequence[int], **kwargs: object):
+    def __init__(self, packs: int, groups: Sequence[tuple[int, int]], **kwargs: object):
         super().__init__(**kwargs)
-        self.packs, self.widths = packs, list(widths)
-        total, widest = sum(self.widths), max(self.widths)
-        index = np.full((len(self.widths), widest), total, dtype=np.int32)
-        offset = 0
-        for point, width in enumerate(self.widths):
-            index[point, :width] = np.arange(offset, offset + width)
-            offset += width
-        self.index = index.reshape(-1)
+        self.packs = packs
+        self.groups = [(int(count), int(width)) for count, width in groups]
 
-    def call(self, inputs: Any) -> Any:
-        batch = ops.shape(inputs)[0]
-        padded = ops.concatenate([inputs, ops.zeros((batch, self.packs, 1), inputs.dtype)], -1)
-        gathered = ops.take(padded, self.index, axis=2)
-        return ops.reshape(gathered, (batch, self.packs * len(self.widths), max(self.widths)))
+    def call(self, inputs: Any) -> list[Any]:
+        outputs, offset = [], 0
+        for count, width in self.groups:
+            part = inputs[:, :, offset : offset + count * width]
+            outputs.append(ops.reshape(part, (-1, self.packs * count, width)))
+            offset += count * width
+        return outputs
+
+
+class ModelOrder(layers.Layer):
+    """The width groups' outputs, concatenated, put back in fold-major point order."""
+
+    def __init__(self, order: Sequence[int], **kwargs: object):
+        super().__init__(**kwargs)
+        self.order = [int(index) for index in order]
+
+    def call(self, inputs: list[Any]) -> Any:
+        together = ops.concatenate(inputs, axis=1) if len(inputs) > 1 else inputs[0]
+        if self.order == list(range(len(self.order))):
+            return together
+        return ops.take(together, np.array(self.order, np.int32), axis=1)
 
 
 class MaskedPackedDense(PackedDense):
@@ -324,10 +347,13 @@ class MaskedPackedDense(PackedDense):
         input_widths: Sequence[int],
         output_widths: Sequence[int],
         activation: str | None = None,
-        **kwargs: object,
+        models: Sequence[tuple[int, int]] = (),
+        **kwargs: Any,
     ):
         super().__init__(packs, units, activation, **kwargs)
         self.input_widths, self.output_widths = list(input_widths), list(output_widths)
+        # (fold, point) of each of the n models, as a grid model lays them out.
+        self.models = [(int(fold), int(point)) for fold, point in models]
 
     def build(self, input_shape: tuple[int, ...]) -> None:
         super().build(input_shape)
@@ -444,6 +470,11 @@ class GridBatchNorm(layers.BatchNormalization):
     backends, and inference, run the parent's ops.
     """
 
+    def __init__(self, unit_points: Sequence[int] = (), **kwargs: Any):
+        super().__init__(**kwargs)
+        # The grid point each normalised unit belongs to (for its learning rate).
+        self.unit_points = [int(point) for point in unit_points]
+
     def call(self, inputs: Any, training: bool | None = None, mask: Any = None) -> Any:
         if not (training and self.trainable) or keras.backend.backend() != "tensorflow":
             return super().call(inputs, training=training, mask=mask)
@@ -476,7 +507,7 @@ def _point_layers(
     settings: Sequence[StudyDefinition],
     slots: Sequence[int],
     axis: int,
-    layer: int,
+    name: str,
     unit_mask: Callable[[Any], Any] | None,
 ) -> Any:
     """Activation, BatchNorm and Dropout of one grid layer, per point where they differ.
@@ -485,14 +516,17 @@ def _point_layers(
     builds exactly the layers a one-setting grid always had.
     """
     acts = [settings[p].activation for p in slots]
-    if not _shared(acts)[0]:  # else the Dense layer applied the one activation itself
+    if not _shared(acts)[0]:  # else the Dense layer before applied the one activation
         hidden = PointActivation(acts, axis)(hidden)
     norms = [settings[p].batch_norm for p in slots]
     if any(norms):
         shape = tuple(hidden.shape[1:])
+        along = [1, 1]
+        along[axis - 1] = len(slots)
+        unit_points = np.broadcast_to(np.reshape(slots, along), shape).reshape(-1).tolist()
         before = hidden
         hidden = layers.Reshape((math.prod(shape),))(hidden)
-        hidden = GridBatchNorm(name=f"grid_batch_norm_{layer}")(hidden)
+        hidden = GridBatchNorm(unit_points, name=f"grid_batch_norm_{name}")(hidden)
         hidden = layers.Reshape(shape)(hidden)
         if not all(norms):
             hidden = PointSelect(norms, axis)([hidden, before])
@@ -517,9 +551,10 @@ def build_grid_model(
 
     Input ``(batch, packs, 784)``: one batch per fold, shared by every point of that fold
     (common random numbers). Output ``(batch, packs * len(points), 10)``, fold-major:
-    model ``n = fold * len(points) + point``. Layer 1 is one wide matmul per fold; later
-    layers are batched over (fold, point) with widths zero-padded to the widest point,
-    padded units held at exactly zero.
+    model ``n = fold * len(points) + point``. Layer 1 is one wide matmul per fold, with
+    no padding. Later layers run one chain per layer-1 width (:class:`WidthGroups`),
+    batched over the group's (fold, point) models with widths zero-padded to the group's
+    widest, padded units held at exactly zero.
 
     ``settings`` gives each point's own definition (``definition.at(params)``) when the
     grid has packed axes: activation, BatchNorm on/off and Dropout rate then become
@@ -528,37 +563,66 @@ def build_grid_model(
     """
     settings = list(settings) if settings is not None else [definition] * len(points)
     n_points = len(points)
-    inputs = keras.Input(shape=(packs, N_PIXELS))
     first = [units[0] for units in points]
-    total = sum(first)
-    columns = [point for point, width in enumerate(first) for _ in range(width)]
+    # Points of one layer-1 width side by side (stable, so equal widths keep their order).
+    order = sorted(range(n_points), key=first.__getitem__)
+    groups = [list(group) for _, group in itertools.groupby(order, key=first.__getitem__)]
+    columns = [point for point in order for _ in range(first[point])]
+    inputs = keras.Input(shape=(packs, N_PIXELS))
     # Layer 1 holds 63-87% of the FLOPs in the study's grids: every point's units are
     # concatenated into one wide matmul per fold, with no padding at all.
     activation = _shared([s.activation for s in settings])[1]  # None: per point, below
-    hidden = PackedDense(packs, total, activation, name="grid_dense_1")(inputs)
-    hidden = _point_layers(hidden, settings, columns, 2, 1, None)
-    hidden = GridUnpack(packs, first)(hidden)
-    models = packs * n_points
-    model_points = list(range(n_points)) * packs
-    widths_in = first * packs
-    for layer in range(1, definition.n_layers):
-        widths_out = [units[layer] for units in points] * packs
-        widest = max(widths_out)
-        hidden = MaskedPackedDense(
-            models, widest, widths_in, widths_out, activation, name=f"grid_dense_{layer + 1}"
-        )(hidden)
-        hidden = _point_layers(
-            hidden, settings, model_points, 1, layer + 1, UnitMask(widths_out, widest)
+    hidden = PackedDense(packs, len(columns), activation, columns=columns, name="grid_dense_1")(
+        inputs
+    )
+    hidden = _point_layers(hidden, settings, columns, 2, "1", None)
+    parts = WidthGroups(packs, [(len(group), first[group[0]]) for group in groups])(hidden)
+    outputs = []
+    for index, (group, hidden) in enumerate(zip(groups, parts, strict=True)):
+        models = [(fold, point) for fold in range(packs) for point in group]
+        slots = [point for _, point in models]
+        widths_in = [first[point] for point in slots]
+        # The Dense layers apply the group's activation when its points share one.
+        group_activation = _shared([settings[point].activation for point in group])[1]
+        for layer in range(1, definition.n_layers):
+            widths_out = [points[point][layer] for point in slots]
+            widest = max(widths_out)
+            hidden = MaskedPackedDense(
+                len(models),
+                widest,
+                widths_in,
+                widths_out,
+                group_activation,
+                models,
+                name=f"grid_dense_{layer + 1}_{index}",
+            )(hidden)
+            mask = UnitMask(widths_out, widest)
+            hidden = _point_layers(hidden, settings, slots, 1, f"{layer + 1}_{index}", mask)
+            widths_in = widths_out
+        outputs.append(
+            MaskedPackedDense(
+                len(models),
+                N_CLASSES,
+                widths_in,
+                [N_CLASSES] * len(models),
+                "softmax",
+                models,
+                name=f"grid_output_{index}",
+            )(hidden)
         )
-        widths_in = widths_out
-    outputs = MaskedPackedDense(
-        models, N_CLASSES, widths_in, [N_CLASSES] * models, "softmax", name="grid_output"
-    )(hidden)
-    return keras.Model(inputs, outputs)
+    # Model (fold, point) sits at this index of the groups' concatenated outputs.
+    position = {
+        (fold, point): index
+        for index, (fold, point) in enumerate(
+            (fold, point) for group in groups for fold in range(packs) for point in group
+        )
+    }
+    order_out = [position[fold, point] for fold in range(packs) for point in range(n_points)]
+    return keras.Model(inputs, ModelOrder(order_out)(outputs))
 
 
 def grid_learning_rate_scales(
-    model: keras.Model, settings: Sequence[StudyDefinition], packs: int, learning_rate: float
+    model: keras.Model, settings: Sequence[StudyDefinition], learning_rate: float
 ) -> list[np.ndarray] | None:
     """Per trainable variable of a grid model, each element's point's learning rate over
     ``learning_rate`` (broadcastable to the variable); None when every point trains at
@@ -570,56 +634,49 @@ def grid_learning_rate_scales(
     ratios = np.array([s.protocol.learning_rate / learning_rate for s in settings], np.float32)
     if np.all(ratios == 1.0):
         return None
-    first = next(layer for layer in model.layers if isinstance(layer, PackedDense))
-    unpack = next(layer for layer in model.layers if isinstance(layer, GridUnpack))
-    columns = np.repeat(ratios, unpack.widths)
-    per_model = np.tile(ratios, packs)
-    scales: dict[str, np.ndarray] = {
-        first.kernel.path: columns.reshape(1, 1, -1),
-        first.bias.path: columns.reshape(1, -1),
-    }
+    scales: dict[str, np.ndarray] = {}
     for layer in model.layers:
         if isinstance(layer, MaskedPackedDense):
+            per_model = ratios[[point for _, point in layer.models]]
             scales[layer.kernel.path] = per_model.reshape(-1, 1, 1)
             scales[layer.bias.path] = per_model.reshape(-1, 1)
-        elif isinstance(layer, layers.BatchNormalization):
-            size = layer.gamma.shape[0]
-            per_unit = (
-                np.tile(columns, packs)
-                if layer.name == "grid_batch_norm_1"
-                else np.repeat(per_model, size // len(per_model))
-            )
-            scales[layer.gamma.path] = per_unit
-            scales[layer.beta.path] = per_unit
+        elif isinstance(layer, PackedDense):
+            columns = ratios[layer.columns]
+            scales[layer.kernel.path] = columns.reshape(1, 1, -1)
+            scales[layer.bias.path] = columns.reshape(1, -1)
+        elif isinstance(layer, GridBatchNorm):
+            scales[layer.gamma.path] = ratios[layer.unit_points]
+            scales[layer.beta.path] = ratios[layer.unit_points]
     return [scales[variable.path] for variable in model.trainable_variables]
 
 
 def grid_weights(grid: keras.Model, separate: Sequence[Sequence[DenseWeights]], packs: int) -> None:
     """Copy separately initialised models' weights into a grid model: ``separate[point][fold]``."""
-    n_points = len(separate)
-    dense = [layer for layer in grid.layers if isinstance(layer, PackedDense)]
-    first = dense[0]
+    first = next(layer for layer in grid.layers if type(layer) is PackedDense)
     kernel = np.zeros(first.kernel.shape, np.float32)
     bias = np.zeros(first.bias.shape, np.float32)
-    for fold in range(packs):
-        offset = 0
-        for point in range(n_points):
+    offset = 0
+    for point, _ in itertools.groupby(first.columns):
+        for fold in range(packs):
             source_kernel, source_bias = separate[point][fold][0]
             width = source_kernel.shape[1]
             kernel[fold, :, offset : offset + width] = source_kernel
             bias[fold, offset : offset + width] = source_bias
-            offset += width
+        offset += width
     first.kernel.assign(kernel)
     first.bias.assign(bias)
-    for position, layer in enumerate(dense[1:], start=1):
+    chains: dict[tuple[int, ...], int] = {}  # a group's models -> its next Dense position
+    for layer in grid.layers:
+        if not isinstance(layer, MaskedPackedDense):
+            continue
+        key = tuple(point for _, point in layer.models)
+        position = chains[key] = chains.get(key, 0) + 1
         kernel = np.zeros(layer.kernel.shape, np.float32)
         bias = np.zeros(layer.bias.shape, np.float32)
-        for fold in range(packs):
-            for point in range(n_points):
-                source_kernel, source_bias = separate[point][fold][position]
-                fan_in, fan_out = source_kernel.shape
-                n = fold * n_points + point
-                kernel[n, :fan_in, :fan_out] = source_kernel
-                bias[n, :fan_out] = source_bias
+        for n, (fold, point) in enumerate(layer.models):
+            source_kernel, source_bias = separate[point][fold][position]
+            fan_in, fan_out = source_kernel.shape
+            kernel[n, :fan_in, :fan_out] = source_kernel
+            bias[n, :fan_out] = source_bias
         layer.kernel.assign(kernel)
         layer.bias.assign(bias)
