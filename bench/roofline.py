@@ -5,6 +5,9 @@ For one grid batch (the first ``--pack`` points of a variant's grid, 3 folds eac
 
 * the dense FLOPs of the batch's *useful* work (no padding: 2 per weight per sample
   forward, 4 backward) at the fp32 matmul peak measured here (best square matmul);
+* the step's share of the epoch's validation pass (2 FLOPs per weight per validation
+  row, forward only), at the same peak: the measured step is an epoch over its steps,
+  and the protocol validates every epoch;
 * the bytes Adam must move (read weight, gradient and both moments, write weight and
   both moments: 28 bytes per trainable value) at the memory bandwidth measured here;
 * the bytes BatchNorm must move (forward: read the pre-activation twice, for the
@@ -91,13 +94,22 @@ def memory_bandwidth(seconds: float = 3.0) -> float:
     return best
 
 
-def roofline(definition, points: list[tuple[int, ...]], batch: int) -> dict[str, float]:
-    """FLOPs and bytes per training step of a perfect implementation of the batch."""
-    flops = adam = norm = drop = 0.0
+def roofline(
+    definition, points: list[tuple[int, ...]], batch: int, validation_rows: float
+) -> dict[str, float]:
+    """FLOPs and bytes per training step of a perfect implementation of the batch.
+
+    ``validation_rows``: the rows per fold each step's share of the epoch's validation
+    pass forwards (a fold's validation rows over the epoch's steps): the protocol records
+    every epoch's validation accuracy, so the measured step (an epoch over its steps)
+    holds it, and so does the roofline, as its own part.
+    """
+    flops = validate = adam = norm = drop = 0.0
     for units in points:
         dims = [N_PIXELS, *units, N_CLASSES]
         weights = sum(a * b for a, b in itertools.pairwise(dims))
         flops += FOLDS * 6 * weights * batch
+        validate += FOLDS * 2 * weights * validation_rows
         hidden = sum(units)
         values = weights + sum(dims[1:]) + (2 * hidden if definition.batch_norm else 0)
         adam += FOLDS * ADAM_BYTES * values
@@ -105,7 +117,13 @@ def roofline(definition, points: list[tuple[int, ...]], batch: int) -> dict[str,
             norm += FOLDS * BATCH_NORM_BYTES * hidden * batch
         if definition.dropout > 0:
             drop += FOLDS * DROPOUT_BYTES * hidden * batch
-    return {"flops": flops, "adam": adam, "batch_norm": norm, "dropout": drop}
+    return {
+        "flops": flops,
+        "validation": validate,
+        "adam": adam,
+        "batch_norm": norm,
+        "dropout": drop,
+    }
 
 
 def measure(definition, points, rows: int, epochs: int) -> tuple[float, int]:
@@ -162,9 +180,9 @@ def main() -> None:
         f"`python bench/roofline.py`: fp32 matmul peak {peak:.0f} GFLOP/s, memory bandwidth "
         f"{bandwidth:.1f} GB/s (measured in the same run); {args.rows} training rows per "
         "fold, 3 folds, random data, TensorFlow grid loop.\n",
-        "| batch | dense | Adam | BatchNorm | Dropout | roofline step | measured step "
-        "| ratio | epoch |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| batch | dense | validation | Adam | BatchNorm | Dropout | roofline step "
+        "| measured step | ratio | epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     runs: list[str] = []  # whole-run lines, after the table
     for variant in variants:
@@ -172,22 +190,26 @@ def main() -> None:
         # The first batch a claim takes: up to --pack points, lowest grid id first.
         table = grid_params(definition)[:DEFAULT_PACK]
         points = [definition.units_of(params) for params in table]
-        parts = roofline(definition, points, definition.protocol.batch_size)
+        epoch, steps = measure(definition, points, args.rows, args.epochs)
+        validation_rows = args.rows / (FOLDS - 1) / steps  # a fold's, per step
+        parts = roofline(definition, points, definition.protocol.batch_size, validation_rows)
         ms = {
             "dense": parts["flops"] / peak / 1e6,
+            "validation": parts["validation"] / peak / 1e6,
             **{k: parts[k] / bandwidth / 1e6 for k in ("adam", "batch_norm", "dropout")},
         }
         ideal = sum(ms.values())
-        epoch, steps = measure(definition, points, args.rows, args.epochs)
         step = epoch / steps * 1000
         print(
             f"{variant} ({len(points)} points x 3 folds): roofline {ideal:.1f} ms/step "
-            f"(dense {ms['dense']:.1f}, Adam {ms['adam']:.1f}, BatchNorm "
-            f"{ms['batch_norm']:.1f}, Dropout {ms['dropout']:.1f}); measured {step:.1f} "
-            f"ms/step = {step / ideal:.2f}x; epoch {epoch:.2f} s ({steps} steps)"
+            f"(dense {ms['dense']:.1f}, validation {ms['validation']:.1f}, Adam "
+            f"{ms['adam']:.1f}, BatchNorm {ms['batch_norm']:.1f}, Dropout "
+            f"{ms['dropout']:.1f}); measured {step:.1f} ms/step = {step / ideal:.2f}x; "
+            f"epoch {epoch:.2f} s ({steps} steps)"
         )
         lines.append(
-            f"| {variant} ({len(points)} x 3) | {ms['dense']:.1f} ms | {ms['adam']:.1f} ms | "
+            f"| {variant} ({len(points)} x 3) | {ms['dense']:.1f} ms | "
+            f"{ms['validation']:.1f} ms | {ms['adam']:.1f} ms | "
             f"{ms['batch_norm']:.1f} ms | {ms['dropout']:.1f} ms | {ideal:.1f} ms | "
             f"{step:.1f} ms | **{step / ideal:.2f}x** | {epoch:.2f} s |"
         )

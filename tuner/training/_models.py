@@ -310,12 +310,17 @@ class WidthGroups(layers.Layer):
         self.groups = [(int(count), int(width)) for count, width in groups]
 
     def call(self, inputs: Any) -> list[Any]:
-        outputs, offset = [], 0
-        for count, width in self.groups:
-            part = inputs[:, :, offset : offset + count * width]
-            outputs.append(ops.reshape(part, (-1, self.packs * count, width)))
-            offset += count * width
-        return outputs
+        if len(self.groups) == 1:
+            count, width = self.groups[0]
+            return [ops.reshape(inputs, (-1, self.packs * count, width))]
+        # One split (its gradient one concatenation), not a slice per group (whose
+        # gradients are each a zero-padded full-size tensor, then summed).
+        ends = np.cumsum([count * width for count, width in self.groups])[:-1]
+        parts = ops.split(inputs, [int(end) for end in ends], axis=2)
+        return [
+            ops.reshape(part, (-1, self.packs * count, width))
+            for part, (count, width) in zip(parts, self.groups, strict=True)
+        ]
 
 
 class ModelOrder(layers.Layer):
@@ -440,13 +445,20 @@ class PointSelect(layers.Layer):
 
 
 class PointDropout(layers.Layer):
-    """Dropout with each slot's own rate (0 leaves a slot exactly unchanged)."""
+    """Dropout with each slot's own rate (0 leaves a slot exactly unchanged).
+
+    On TensorFlow the masks come from 16-bit random draws, two per 32-bit Philox draw: a
+    unit is kept when its draw is at least ``round(rate * 65536)``, so the rate applied
+    is the declared one to within 2^-17, and kept units are scaled by exactly
+    ``1 / (1 - rate)``. Half the random bits and no float conversion: Keras' own Dropout
+    spent most of its time drawing floats (bench/RESULTS.md). Other backends draw floats.
+    """
 
     def __init__(
         self, slots: Sequence[float], axis: int, seed: int | None = None, **kwargs: object
     ):
         super().__init__(**kwargs)
-        self.slots, self.axis = list(slots), axis
+        self.slots, self.axis = [float(rate) for rate in slots], axis
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs: Any, training: bool = False) -> Any:
@@ -454,9 +466,29 @@ class PointDropout(layers.Layer):
             return inputs
         shape = [1, 1, 1]
         shape[self.axis] = len(self.slots)
-        keep = ops.convert_to_tensor((1.0 - np.array(self.slots, np.float32)).reshape(shape))
-        draws = keras.random.uniform(ops.shape(inputs), seed=self.seed_generator)
-        return ops.where(draws < keep, inputs / keep, ops.zeros_like(inputs))
+        rates = np.array(self.slots, np.float64).reshape(shape)
+        keep = ops.convert_to_tensor((1.0 - rates).astype(np.float32))
+        if keras.backend.backend() == "tensorflow":
+            kept = _kept_16bit(
+                inputs, np.round(rates * 65536).astype(np.uint16), self.seed_generator
+            )
+        else:
+            kept = keras.random.uniform(ops.shape(inputs), seed=self.seed_generator) < keep
+        return ops.where(kept, inputs / keep, ops.zeros_like(inputs))
+
+
+def _kept_16bit(inputs: Any, thresholds: np.ndarray, seed_generator: Any) -> Any:
+    """TensorFlow: True where a 16-bit uniform draw is at least its slot's threshold."""
+    import tensorflow as tf
+
+    # As Keras' TensorFlow backend turns a generator's state into a stateless seed.
+    seed = tf.cast(tf.math.floormod(seed_generator.next(), tf.int32.max - 1), tf.int32)
+    size = tf.size(inputs)
+    bits = tf.random.stateless_uniform(
+        [(size + 1) // 2], seed=seed, minval=None, maxval=None, dtype=tf.uint32
+    )
+    draws = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]
+    return tf.reshape(draws, tf.shape(inputs)) >= tf.constant(thresholds)
 
 
 class GridBatchNorm(layers.BatchNormalization):
@@ -533,11 +565,8 @@ def _point_layers(
         if unit_mask is not None:
             hidden = unit_mask(hidden)
     rates = [settings[p].dropout for p in slots]
-    same_rate, rate = _shared(rates)
-    if not same_rate:
+    if any(rates):
         hidden = PointDropout(rates, axis)(hidden)
-    elif rate > 0:
-        hidden = layers.Dropout(rate)(hidden)
     return hidden
 
 
