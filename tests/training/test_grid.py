@@ -28,7 +28,7 @@ from tuner.training import (
     training_loops,
 )
 from tuner.training._models import (
-    MaskedPackedDense,
+    GridDense,
     PointDropout,
     build_grid_model,
     dense_weights,
@@ -149,8 +149,13 @@ def test_point_dropout_drops_each_slot_at_its_own_rate() -> None:
     np.testing.assert_array_equal(np.asarray(layer(ones, training=False)), ones)
 
 
-def test_padded_weights_stay_exactly_zero() -> None:
-    definition = DEFINITIONS["3layer"]
+@pytest.mark.parametrize(
+    "change",
+    [{}, {"activation": "sigmoid", "batch_norm": False}],  # sigmoid(0) = 0.5: a padded
+    ids=["relu-batchnorm", "sigmoid"],  # unit outputs zero only through its unit mask
+)
+def test_padded_weights_stay_exactly_zero(change: dict) -> None:
+    definition = dataclasses.replace(DEFINITIONS["3layer"], **change)
     points = [(32, 8, 4), (16, 16, 8), (16, 8, 2)]
     x, y = data(300)
     grid = build_grid_model(definition, points, FOLDS)
@@ -159,11 +164,21 @@ def test_padded_weights_stay_exactly_zero() -> None:
     packed(grid, definition, FOLDS, points=len(points)).fit_folds(
         x, y, stratified_folds(y, FOLDS, 0), epochs=1, seed=1
     )
+    # No mask on the kernels: zero gradients alone keep the padding at zero.
+    padded_layers = 0
     for layer in grid.layers:
-        if isinstance(layer, MaskedPackedDense):
-            kernel, mask = np.asarray(layer.kernel), np.asarray(layer.kernel_mask)
-            assert np.all(kernel[mask == 0] == 0.0), layer.name
-            assert np.any(kernel[mask == 1] != 0.0)
+        if isinstance(layer, GridDense):
+            kernel, bias = np.asarray(layer.kernel), np.asarray(layer.bias)
+            own = np.zeros(kernel.shape, bool)
+            for n, (fan_in, fan_out) in enumerate(
+                zip(layer.input_widths, layer.output_widths, strict=True)
+            ):
+                own[n, :fan_in, :fan_out] = True
+                assert np.all(bias[n, fan_out:] == 0.0), layer.name
+            assert np.all(kernel[~own] == 0.0), layer.name
+            assert np.any(kernel[own] != 0.0)
+            padded_layers += int(not own.all())
+    assert padded_layers >= 2  # a padded output (layer 2) and a padded input (layer 3)
 
 
 @pytest.mark.skipif(
@@ -198,7 +213,7 @@ def test_each_point_trains_exactly_as_alone_on_jax(tmp_path) -> None:
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "8 passed" in result.stdout
+    assert "9 passed" in result.stdout
 
 
 @pytest.mark.slow

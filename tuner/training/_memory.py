@@ -40,8 +40,7 @@ def grid_parameter_count(
 
     As :func:`tuner.training._models.build_grid_model` lays it out: layer 1 concatenates
     every point's units per fold; later layers run one chain per layer-1 width, each
-    (fold, point) model padded to its group's widest, with masks the size of their
-    kernels and biases.
+    (fold, point) model padded to its group's widest, with a mask over the padded units.
     """
     first = sum(units[0] for units in points)
     trainable = folds * (N_PIXELS * first + first)
@@ -59,15 +58,15 @@ def grid_parameter_count(
         fan_in = width
         for layer in range(1, definition.n_layers):
             widest = max(units[layer] for units in group)
-            weights = models * (fan_in * widest + widest)
-            trainable += weights
-            non_trainable += weights  # the kernel and bias masks
+            trainable += models * (fan_in * widest + widest)
+            if min(units[layer] for units in group) < widest:
+                non_trainable += models * widest  # the unit mask of padded units
             if batch_norm:
                 trainable += 2 * models * widest
-                non_trainable += 2 * models * widest + models * widest  # moving stats, unit mask
+                non_trainable += 2 * models * widest  # moving mean and variance
             fan_in = widest
         output += models * (fan_in * N_CLASSES + N_CLASSES)
-    return trainable + output, non_trainable + output
+    return trainable + output, non_trainable
 
 
 def grid_batch_bytes(

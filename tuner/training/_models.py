@@ -337,12 +337,17 @@ class ModelOrder(layers.Layer):
         return ops.take(together, np.array(self.order, np.int32), axis=1)
 
 
-class MaskedPackedDense(PackedDense):
-    """``n`` independent Dense layers whose padded inputs and units are held at zero.
+class GridDense(PackedDense):
+    """A grid model's later Dense layer: ``n`` models' Dense layers, each zero-padded to the
+    widest ``fan_in x fan_out`` of its width group.
 
-    The kernel and bias are multiplied by constant masks in the forward pass, so padded
-    entries contribute nothing and receive exactly zero gradient (and so zero Adam
-    updates): each model trains as if it had only its own units.
+    Padded weights start at zero and stay exactly zero with no mask on the kernel: a
+    padded input is exactly zero (the :class:`UnitMask` of the layer before), so its
+    kernel row gets a zero gradient; a padded unit's output is multiplied by zero by this
+    layer's own UnitMask, so its kernel column and bias get a zero gradient too; and every
+    study optimizer leaves a weight with only zero gradients at zero. Masking the
+    activations rather than the kernel multiplies ``batch x units`` values per step, not
+    ``fan_in x units`` twice (forward and backward).
     """
 
     def __init__(
@@ -360,34 +365,10 @@ class MaskedPackedDense(PackedDense):
         # (fold, point) of each of the n models, as a grid model lays them out.
         self.models = [(int(fold), int(point)) for fold, point in models]
 
-    def build(self, input_shape: tuple[int, ...]) -> None:
-        super().build(input_shape)
-        kernel_mask = np.zeros(self.kernel.shape, np.float32)
-        bias_mask = np.zeros(self.bias.shape, np.float32)
-        for n, (fan_in, fan_out) in enumerate(
-            zip(self.input_widths, self.output_widths, strict=True)
-        ):
-            kernel_mask[n, :fan_in, :fan_out] = 1.0
-            bias_mask[n, :fan_out] = 1.0
-        # Variables, not constants: a constant mask as large as the kernel is folded into
-        # the compiled program, and XLA's constant folding then dominates compile time.
-        self.kernel_mask = self.add_weight(
-            name="kernel_mask", shape=kernel_mask.shape, initializer="zeros", trainable=False
-        )
-        self.bias_mask = self.add_weight(
-            name="bias_mask", shape=bias_mask.shape, initializer="zeros", trainable=False
-        )
-        self.kernel_mask.assign(kernel_mask)
-        self.bias_mask.assign(bias_mask)
-
-    def call(self, inputs: Any) -> Any:
-        kernel, bias = self.kernel * self.kernel_mask, self.bias * self.bias_mask
-        return self.activation(packed_matmul(inputs, kernel) + bias)
-
 
 class UnitMask(layers.Layer):
-    """Multiplies each model's padded units by zero (after BatchNorm, whose beta would
-    otherwise give a padded unit a non-zero output)."""
+    """Multiplies each model's padded units by zero: after the activation (sigmoid(0) is
+    not 0) and BatchNorm (beta), so padded units output, and pass back, exact zeros."""
 
     def __init__(self, widths: Sequence[int], units: int, **kwargs: object):
         super().__init__(**kwargs)
@@ -562,8 +543,8 @@ def _point_layers(
         hidden = layers.Reshape(shape)(hidden)
         if not all(norms):
             hidden = PointSelect(norms, axis)([hidden, before])
-        if unit_mask is not None:
-            hidden = unit_mask(hidden)
+    if unit_mask is not None:
+        hidden = unit_mask(hidden)
     rates = [settings[p].dropout for p in slots]
     if any(rates):
         hidden = PointDropout(rates, axis)(hidden)
@@ -616,7 +597,7 @@ def build_grid_model(
         for layer in range(1, definition.n_layers):
             widths_out = [points[point][layer] for point in slots]
             widest = max(widths_out)
-            hidden = MaskedPackedDense(
+            hidden = GridDense(
                 len(models),
                 widest,
                 widths_in,
@@ -625,11 +606,12 @@ def build_grid_model(
                 models,
                 name=f"grid_dense_{layer + 1}_{index}",
             )(hidden)
-            mask = UnitMask(widths_out, widest)
+            # Only a group whose points differ in this layer's width has padded units.
+            mask = UnitMask(widths_out, widest) if min(widths_out) < widest else None
             hidden = _point_layers(hidden, settings, slots, 1, f"{layer + 1}_{index}", mask)
             widths_in = widths_out
         outputs.append(
-            MaskedPackedDense(
+            GridDense(
                 len(models),
                 N_CLASSES,
                 widths_in,
@@ -665,7 +647,7 @@ def grid_learning_rate_scales(
         return None
     scales: dict[str, np.ndarray] = {}
     for layer in model.layers:
-        if isinstance(layer, MaskedPackedDense):
+        if isinstance(layer, GridDense):
             per_model = ratios[[point for _, point in layer.models]]
             scales[layer.kernel.path] = per_model.reshape(-1, 1, 1)
             scales[layer.bias.path] = per_model.reshape(-1, 1)
@@ -696,7 +678,7 @@ def grid_weights(grid: keras.Model, separate: Sequence[Sequence[DenseWeights]], 
     first.bias.assign(bias)
     chains: dict[tuple[int, ...], int] = {}  # a group's models -> its next Dense position
     for layer in grid.layers:
-        if not isinstance(layer, MaskedPackedDense):
+        if not isinstance(layer, GridDense):
             continue
         key = tuple(point for _, point in layer.models)
         position = chains[key] = chains.get(key, 0) + 1
