@@ -3,6 +3,7 @@ never a traceback, one line for every refusal."""
 
 from __future__ import annotations
 
+import functools
 import string
 from urllib.parse import quote, quote_plus
 
@@ -186,11 +187,12 @@ def test_garbage_around_a_password_is_masked_or_refused(prefix: str, password: s
         assert password not in str(error)
 
 
-def refusal_wordings() -> list[str]:
+@functools.cache
+def refusal_wordings() -> tuple[str, ...]:
     """parse_url's refusals of URLs holding no password: their fixed wording."""
     wordings = []
     for url in ("not a url", "postgresql+psycopg://u@h:99999/db"):
         with pytest.raises(TunerError) as refused:
             parse_url(url)
         wordings.append(str(refused.value).replace(url, ""))
-    return wordings
+    return tuple(wordings)
