@@ -4,8 +4,11 @@ unchanged as an array of three workers, the way README's "Beyond one machine" sa
 
 One task is sent SIGTERM while it trains, as Slurm does before a time limit
 (``--signal=B:TERM@120`` signals the batch shell; ``scancel --batch`` does the same by hand):
-its points go back and the other tasks train them. The storage URL reaches the tasks only
-through a mode-0600 file named by TUNER_STORAGE_FILE. Marker ``slurm``: README's
+its points go back and the other tasks train them. That the signal lands while it trains is
+made certain, not left to timing: the victim's worker is frozen (SIGSTOP) early in its batch,
+its held trials are read from the storage while it cannot move, the TERM is sent and seen
+pending on the frozen process, and only then is it let go (SIGCONT). The storage URL reaches
+the tasks only through a mode-0600 file named by TUNER_STORAGE_FILE. Marker ``slurm``: README's
 ``python -m pytest`` leaves it out, .ci/run runs it (as root, with slurm-wlm and munge).
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -35,8 +39,10 @@ SCRIPT = ROOT / "deploy" / "slurm" / "tuner-workers.sbatch"
 STUDY = "fleet"
 GRID = 9
 TASKS = 3
-# Each task trains its fair share (3 points) as one batch for several seconds: long enough that
-# a signal sent once the batch is in training lands while it trains, short enough for CI.
+# Each task trains its fair share (3 points) as one batch of EPOCHS epochs. The victim is frozen
+# while the curves it has stored show at most EARLY epochs: with a curve written every second
+# (--curve-interval 1) it has then trained at most a second's epochs more, and has most of its
+# batch left to train when the signal lands.
 STUDY_TOML = """
 description = "slurm test: nine small points"
 
@@ -52,7 +58,8 @@ l2 = [8, 12, 16]
 batch_size = 32
 folds = 3
 """
-EPOCHS = 12
+EPOCHS = 48
+EARLY = EPOCHS // 4
 TRAIN_IMAGES = 2400
 DONE_SECONDS = 900
 
@@ -96,6 +103,22 @@ def command_lines() -> str:
             except OSError:
                 continue
     return "\n".join(lines)
+
+
+def process_state(pid: int) -> str:
+    """The process's state letter (R, S, T for stopped...) as /proc/PID/stat gives it."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2]
+
+
+def term_pending(pid: int) -> bool:
+    """Whether SIGTERM waits, undelivered, on the (stopped) process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    pending = 0
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")):
+            pending |= int(line.split()[1], 16)
+    return bool(pending & (1 << (signal.SIGTERM - 1)))
 
 
 def wait(what: str, condition: object, cluster: slurm.Cluster, timeout: float) -> None:
@@ -154,33 +177,54 @@ def test_sbatch_array_completes_the_study_once_through_a_sigterm(
         str(SCRIPT),
         "--variant",
         STUDY,
+        "--curve-interval",
+        "1",
     ]
     job_env = {**job_env, **env, "PYTHONUNBUFFERED": "1"}
     job = cluster.run(*submit, env=job_env).strip().split(";")[0]
     assert job.isdigit(), job
 
-    # The victim: a task whose worker holds trials in training (units recorded once its
+    # The victim: a task whose worker holds trials early in training (units recorded once its
     # claim has returned), found through the pid its trials and its output file carry.
-    def victim() -> tuple[int, list[FrozenTrial]] | None:
-        pids = worker_pids(work, job)
-        running = [
+    def early(held: list[FrozenTrial]) -> bool:
+        return bool(held) and all(max(t.intermediate_values, default=-1) <= EARLY for t in held)
+
+    def held_by(pid: int) -> list[FrozenTrial]:
+        return [
             t
             for t in trials(postgres_url)
-            if t.state == TrialState.RUNNING and schema.UNITS in t.user_attrs
+            if t.state == TrialState.RUNNING
+            and schema.UNITS in t.user_attrs
+            and t.user_attrs.get(schema.PID) == pid
         ]
-        for task, pid in sorted(pids.items()):
-            held = [t for t in running if t.user_attrs.get(schema.PID) == pid]
-            if held:
-                return task, held
-        return None
 
-    wait("a task trains its batch", lambda: victim() is not None, cluster, DONE_SECONDS)
-    task, held = victim()  # type: ignore[misc]
-    # No password on any command line (ps), nor in what Slurm shows of the job.
-    assert PASSWORD not in command_lines()
-    assert PASSWORD not in cluster.run("scontrol", "show", "job", "-d", job)
+    frozen: list[tuple[int, int, list[FrozenTrial]]] = []
 
-    cluster.run("scancel", "--batch", "--signal=TERM", f"{job}_{task}")
+    def freeze_victim() -> bool:
+        """Freeze a task's worker early in its batch; True once one is frozen there."""
+        for task, pid in sorted(worker_pids(work, job).items()):
+            if not early(held_by(pid)):
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            wait("the victim is stopped", lambda p=pid: process_state(p) in "Tt", cluster, 60)
+            held = held_by(pid)  # what it holds now that it cannot move
+            if early(held):
+                frozen.append((task, pid, held))
+                return True
+            os.kill(pid, signal.SIGCONT)
+        return False
+
+    wait("a task is early in its batch", freeze_victim, cluster, DONE_SECONDS)
+    task, pid, held = frozen[0]
+    try:
+        # No password on any command line (ps), nor in what Slurm shows of the job.
+        assert PASSWORD not in command_lines()
+        assert PASSWORD not in cluster.run("scontrol", "show", "job", "-d", job)
+        cluster.run("scancel", "--batch", "--signal=TERM", f"{job}_{task}")
+        # The batch shell passes the TERM on; it waits on the frozen worker until let go.
+        wait("the worker has the TERM", lambda: term_pending(pid), cluster, 60)
+    finally:
+        os.kill(pid, signal.SIGCONT)
     wait("every task has ended", lambda: not task_states(cluster, job), cluster, DONE_SECONDS)
 
     outputs = {
@@ -202,10 +246,9 @@ def test_sbatch_array_completes_the_study_once_through_a_sigterm(
     complete = [t for t in final if t.state == TrialState.COMPLETE]
     # Every grid point COMPLETE exactly once.
     assert sorted(t.system_attrs[schema.GRID_ID] for t in complete) == list(range(GRID))
-    # The victim's points were given back (FAIL, interrupted) and trained by another task.
-    # Its batch is every trial it held when it was signalled: those seen above and any whose
-    # start it recorded afterwards (a batch records its points' starts one by one).
-    victim_pid = held[0].user_attrs[schema.PID]
+    # The victim's points were given back (FAIL, interrupted) and trained by another task:
+    # every trial it held when it was frozen, and any other it had claimed by then.
+    victim_pid = pid
     given_back = [
         t
         for t in final
