@@ -18,7 +18,14 @@ For one grid batch (the first ``--pack`` points of a variant's grid, 3 folds eac
 
 The script measures the peak and the bandwidth, trains the batch with tuner's own grid
 model and TensorFlow loop on random data (one warm-up epoch, then timed epochs), and
-prints the roofline's parts beside the measured step and epoch. With ``--run`` it also
+prints the roofline's parts beside the measured step and epoch. Between the two it puts
+the batch's *kernel floor*: the same parts timed as TensorFlow's own kernels run them on
+exactly the step's shapes here, one after another with nothing between them (each
+dense layer's batched matmuls, forward, kernel gradient and input gradient, and its
+validation forward; ``ResourceApplyAdam`` on every trainable variable; tuner's BatchNorm
+and Dropout layers, forward and backward). The roofline-to-floor ratio is what the
+kernels leave on the table at these shapes; the floor-to-step ratio is the trainer's
+own composition (transposes, glue ops, scheduling). With ``--run`` it also
 times the whole ``tuner launch`` of that variant in a fresh process (validation, set-up
 and compiles included) and gives its GFLOP/s against the peak.
 
@@ -126,8 +133,9 @@ def roofline(
     }
 
 
-def measure(definition, points, rows: int, epochs: int) -> tuple[float, int]:
-    """Seconds per epoch of the grid batch (after a warm-up epoch), and steps per epoch."""
+def measure(definition, points, rows: int, epochs: int) -> tuple[float, int, object]:
+    """Seconds per epoch of the grid batch (after a warm-up epoch), steps per epoch, and
+    the trained grid model."""
     rng = np.random.default_rng(0)
     n = rows * FOLDS // (FOLDS - 1)
     x = rng.random((n, N_PIXELS), dtype=np.float32)
@@ -144,7 +152,103 @@ def measure(definition, points, rows: int, epochs: int) -> tuple[float, int]:
     loop.fit_folds(x, y, splits, epochs=epochs, seed=1)
     seconds = (time.perf_counter() - started) / epochs
     shortest = min(len(train) for train, _ in splits)
-    return seconds, -(-shortest // definition.protocol.batch_size)
+    return seconds, -(-shortest // definition.protocol.batch_size), model
+
+
+COPIES = 8
+"""Each kernel is timed as this many calls in one compiled function, on as many distinct
+inputs: a call's overhead, spread over them, is not counted as the kernel's."""
+
+
+def _seconds(function, inputs: list, rounds: int = 5) -> float:
+    """Best seconds of one of ``function``'s kernels: the compiled function runs its kernel
+    once per input (distinct tensors, so none is computed once for all)."""
+    function(inputs)
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy(), function(inputs))
+        best = min(best, (time.perf_counter() - start) / len(inputs))
+    return best
+
+
+def _copies(shape: tuple[int, ...], count: int = COPIES) -> list:
+    return [tf.random.normal(shape) for _ in range(count)]
+
+
+def _in_turn(kernel, inputs: list) -> list:
+    """``kernel`` of each input, one after another (as a step's dependent ops run: left
+    independent, the executor would run two at once, each on both cores). Returns one
+    element of each output: every kernel must run, and none holds its whole output (one
+    held output per kernel would time fresh allocations)."""
+    kept: list = []
+    for x in inputs:
+        with tf.control_dependencies(kept[-1:]):
+            outputs = tf.nest.flatten(kernel(x))
+        kept.append(tf.add_n([tf.reshape(output, [-1])[0] for output in outputs]))
+    return kept
+
+
+def kernel_floor(model, batch: int, validation_rows: int, steps: int) -> dict[str, float]:
+    """Seconds per step if each of the step's kernels ran on its own, one after another,
+    at the speed TensorFlow's kernels reach on exactly these shapes on this machine.
+
+    The roofline takes every matmul at the square-matmul peak and every update at the
+    memory bandwidth; the kernels do not reach either at these shapes (120 rows per
+    model and step). This floor is the step with no transposes, no glue ops and no cost
+    between ops, built from the kernels this trainer runs on: the gap from it to the
+    measured step is the composition, the gap from the roofline to it is the kernels.
+    """
+    from tuner.training._models import GridBatchNorm, PackedDense, PointDropout
+
+    parts = dict.fromkeys(("flops", "validation", "adam", "batch_norm", "dropout"), 0.0)
+    rows = min(validation_rows, 8192)  # the loop validates in chunks of at most 8,192 rows
+    for layer in model.layers:
+        if isinstance(layer, PackedDense):
+            n, fan_in, units = layer.kernel.shape
+            kernel = tf.random.normal((n, fan_in, units))
+            dy = tf.random.normal((n, batch, units))
+            forward = tf.function(lambda xs, k=kernel: _in_turn(lambda x: tf.matmul(x, k), xs))
+            kernel_gradient = tf.function(
+                lambda xs, dy=dy: _in_turn(lambda x: tf.matmul(x, dy, transpose_a=True), xs)
+            )
+            parts["flops"] += _seconds(forward, _copies((n, batch, fan_in)))
+            parts["flops"] += _seconds(kernel_gradient, _copies((n, batch, fan_in)))
+            if type(layer) is not PackedDense:  # layer 1's input needs no gradient
+                input_gradient = tf.function(
+                    lambda dys, k=kernel: _in_turn(lambda g: tf.matmul(g, k, transpose_b=True), dys)
+                )
+                parts["flops"] += _seconds(input_gradient, _copies((n, batch, units)))
+            chunk = _seconds(forward, _copies((n, rows, fan_in), count=2))  # big: 2 do
+            parts["validation"] += chunk * validation_rows / rows / steps
+        elif isinstance(layer, (GridBatchNorm, PointDropout)):
+
+            def forward_backward(xs, layer=layer):
+                def one(x):
+                    with tf.GradientTape() as tape:
+                        tape.watch(x)
+                        y = layer(x, training=True)
+                    return tape.gradient(y, [x, *layer.trainable_variables])
+
+                return _in_turn(one, xs)
+
+            key = "batch_norm" if isinstance(layer, GridBatchNorm) else "dropout"
+            shape = (batch, *layer.input.shape[1:])
+            parts[key] += _seconds(tf.function(forward_backward), _copies(shape))
+    for variable in model.trainable_variables:
+        shape = tuple(variable.shape)
+        var, m, v = (tf.Variable(tf.zeros(shape)) for _ in range(3))
+
+        def updates(gradients, var=var, m=m, v=v):
+            for gradient in gradients:  # one after another: each reads the last's writes
+                tf.raw_ops.ResourceApplyAdam(
+                    var=var.handle, m=m.handle, v=v.handle, grad=gradient, beta1_power=0.9,
+                    beta2_power=0.999, lr=0.001, beta1=0.9, beta2=0.999, epsilon=1e-7,
+                )  # fmt: skip
+            return tf.constant(0.0)
+
+        parts["adam"] += _seconds(tf.function(updates), _copies(shape))
+    return parts
 
 
 def whole_run(variant: str, subset: int, epochs: int) -> float:
@@ -180,9 +284,9 @@ def main() -> None:
         f"`python bench/roofline.py`: fp32 matmul peak {peak:.0f} GFLOP/s, memory bandwidth "
         f"{bandwidth:.1f} GB/s (measured in the same run); {args.rows} training rows per "
         "fold, 3 folds, random data, TensorFlow grid loop.\n",
-        "| batch | dense | validation | Adam | BatchNorm | Dropout | roofline step "
-        "| measured step | ratio | epoch |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| batch | per step | dense | validation | Adam | BatchNorm | Dropout | step "
+        "| x roofline |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     runs: list[str] = []  # whole-run lines, after the table
     for variant in variants:
@@ -190,9 +294,10 @@ def main() -> None:
         # The first batch a claim takes: up to --pack points, lowest grid id first.
         table = grid_params(definition)[:DEFAULT_PACK]
         points = [definition.units_of(params) for params in table]
-        epoch, steps = measure(definition, points, args.rows, args.epochs)
+        epoch, steps, model = measure(definition, points, args.rows, args.epochs)
+        batch = definition.protocol.batch_size
         validation_rows = args.rows / (FOLDS - 1) / steps  # a fold's, per step
-        parts = roofline(definition, points, definition.protocol.batch_size, validation_rows)
+        parts = roofline(definition, points, batch, validation_rows)
         ms = {
             "dense": parts["flops"] / peak / 1e6,
             "validation": parts["validation"] / peak / 1e6,
@@ -200,18 +305,35 @@ def main() -> None:
         }
         ideal = sum(ms.values())
         step = epoch / steps * 1000
+        floor_parts = kernel_floor(model, batch, args.rows // (FOLDS - 1), steps)
+        floor_ms = {key: seconds * 1000 for key, seconds in floor_parts.items()}
+        floor = sum(floor_ms.values())
         print(
             f"{variant} ({len(points)} points x 3 folds): roofline {ideal:.1f} ms/step "
             f"(dense {ms['dense']:.1f}, validation {ms['validation']:.1f}, Adam "
             f"{ms['adam']:.1f}, BatchNorm {ms['batch_norm']:.1f}, Dropout "
-            f"{ms['dropout']:.1f}); measured {step:.1f} ms/step = {step / ideal:.2f}x; "
-            f"epoch {epoch:.2f} s ({steps} steps)"
+            f"{ms['dropout']:.1f}); kernel floor {floor:.1f} ms/step = {floor / ideal:.2f}x "
+            f"(dense {floor_ms['flops']:.1f}, validation {floor_ms['validation']:.1f}, Adam "
+            f"{floor_ms['adam']:.1f}, BatchNorm {floor_ms['batch_norm']:.1f}, Dropout "
+            f"{floor_ms['dropout']:.1f}); measured {step:.1f} ms/step = {step / ideal:.2f}x "
+            f"the roofline, {step / floor:.2f}x the kernel floor; epoch {epoch:.2f} s "
+            f"({steps} steps)"
         )
+        for what, row, total in (
+            ("roofline", ms, ideal),
+            ("kernel floor", {**floor_ms, "dense": floor_ms["flops"]}, floor),
+        ):
+            cells = " | ".join(
+                f"{row[key]:.1f} ms"
+                for key in ("dense", "validation", "adam", "batch_norm", "dropout")
+            )
+            lines.append(
+                f"| {variant} ({len(points)} x 3) | {what} | {cells} | {total:.1f} ms "
+                f"| {total / ideal:.2f}x |"
+            )
         lines.append(
-            f"| {variant} ({len(points)} x 3) | {ms['dense']:.1f} ms | "
-            f"{ms['validation']:.1f} ms | {ms['adam']:.1f} ms | "
-            f"{ms['batch_norm']:.1f} ms | {ms['dropout']:.1f} ms | {ideal:.1f} ms | "
-            f"{step:.1f} ms | **{step / ideal:.2f}x** | {epoch:.2f} s |"
+            f"| {variant} ({len(points)} x 3) | **measured** (epoch {epoch:.2f} s) "
+            f"| | | | | | {step:.1f} ms | **{step / ideal:.2f}x** |"
         )
         if args.run:
             wall = whole_run(variant, args.run_subset, args.run_epochs)
