@@ -39,10 +39,10 @@ SCRIPT = ROOT / "deploy" / "slurm" / "tuner-workers.sbatch"
 STUDY = "fleet"
 GRID = 9
 TASKS = 3
-# Each task trains its fair share (3 points) as one batch of EPOCHS epochs. The victim is frozen
-# while the curves it has stored show at most EARLY epochs: with a curve written every second
-# (--curve-interval 1) it has then trained at most a second's epochs more, and has most of its
-# batch left to train when the signal lands.
+# Each task trains its fair share (3 points) as one batch of EPOCHS epochs (about 5 s here). The
+# victim is frozen while the curves it has stored show at most EARLY epochs: with a curve written
+# every second (--curve-interval 1) it has then trained at most a second's epochs more, and has
+# half its batch or more left to train when the signal lands.
 STUDY_TOML = """
 description = "slurm test: nine small points"
 
@@ -59,7 +59,7 @@ batch_size = 32
 folds = 3
 """
 EPOCHS = 48
-EARLY = EPOCHS // 4
+EARLY = EPOCHS // 2
 TRAIN_IMAGES = 2400
 DONE_SECONDS = 900
 
