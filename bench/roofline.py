@@ -59,7 +59,14 @@ import tensorflow as tf  # noqa: E402
 from tuner.api import DEFAULT_PACK  # noqa: E402
 from tuner.data import N_CLASSES, N_PIXELS  # noqa: E402
 from tuner.study import grid_params, load_definitions  # noqa: E402
-from tuner.training._models import build_grid_model, grid_weights, initial_weights_of  # noqa: E402
+from tuner.training._models import (  # noqa: E402
+    GridBatchNorm,
+    PackedDense,
+    PointDropout,
+    build_grid_model,
+    grid_weights,
+    initial_weights_of,
+)
 from tuner.training._tf_loops import TFPackedLoop  # noqa: E402
 
 FOLDS = 3
@@ -199,8 +206,6 @@ def kernel_floor(model, batch: int, validation_rows: int, steps: int) -> dict[st
     between ops, built from the kernels this trainer runs on: the gap from it to the
     measured step is the composition, the gap from the roofline to it is the kernels.
     """
-    from tuner.training._models import GridBatchNorm, PackedDense, PointDropout
-
     parts = dict.fromkeys(("flops", "validation", "adam", "batch_norm", "dropout"), 0.0)
     rows = min(validation_rows, 8192)  # the loop validates in chunks of at most 8,192 rows
     for layer in model.layers:

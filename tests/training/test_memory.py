@@ -30,8 +30,14 @@ def values(variables: list[keras.Variable]) -> int:
 def test_parameter_count_is_the_grid_models_own(variant: str) -> None:
     definition = DEFINITIONS[variant]
     widths = list(definition.grid.values())
-    # Uneven points, so padding to the widest of each layer is what is counted.
-    points = [tuple(w[0] for w in widths), tuple(w[-1] for w in widths)]
+    # Uneven points, so padding is what is counted: two layer-1 widths (two chains), and a
+    # third point sharing the first's layer-1 width with other later widths (one chain
+    # padded to its widest, with a unit mask).
+    points = [
+        tuple(w[0] for w in widths),
+        tuple(w[-1] for w in widths),
+        (widths[0][0], *(w[-1] for w in widths[1:])),
+    ]
     model = build_grid_model(definition, points, 3)
     assert grid_parameter_count(definition, points, 3) == (
         values(model.trainable_weights),
