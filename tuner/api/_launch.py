@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from rich.console import Console
 
+from tuner.api._data import dataset_spec, in_memory_source
 from tuner.api._local_workers import run_local_workers
 from tuner.api._options import (
     WORKER_ONLY,
@@ -24,7 +25,7 @@ from tuner.api._report import check_writable_folder, write_report
 from tuner.api._setup import output, quiet_optuna, select_backend
 from tuner.api._variants import VariantsArgument, resolve_variants
 from tuner.api._worker import work_study
-from tuner.data import DataCache, DatasetSpec, check_foldable
+from tuner.data import DataCache, Dataset, DatasetSpec, check_foldable
 from tuner.errors import TunerError
 from tuner.reporting import Results, StudyResults, ranked_points, render_ranking
 from tuner.storages import mask_password, open_storage
@@ -49,6 +50,7 @@ def create_studies(
     backend: str,
     storage: optuna.storages.RDBStorage,
     fingerprint: str,
+    dataset: Dataset,
 ) -> Created:
     """Create (or resume, after checking it matches) one study per definition."""
     created = []
@@ -61,6 +63,7 @@ def create_studies(
             epochs=launch.epochs or definition.protocol.epochs,
             backend=backend,
             repeats=launch.repeats,
+            task=dataset.task,
         )
         study = create_or_resume(storage, config, mix_backends=worker.mix_backends)
         created.append((study, config))
@@ -70,7 +73,7 @@ def create_studies(
 @documented(*LAUNCH_ACCEPTS)
 def launch(
     variants: VariantsArgument,
-    dataset: str | Path = LaunchOptions.dataset,
+    dataset: Any = LaunchOptions.dataset,
     *,
     console: Console | None = None,
     **options: Any,
@@ -88,8 +91,10 @@ def launch(
         Args:
             variants: A variant or several: names of definition files (``"all"`` for every
                 one) or definitions from :func:`tuner.define_variant`.
-            dataset: ``mnist``, ``fashion-mnist``, a Keras-style ``.npz`` or a folder of
-                IDX files.
+            dataset: ``mnist``, ``fashion-mnist``, a path (a table with ``target``, an
+                ``.npz``, a folder of IDX files), or data: a pandas DataFrame (with
+                ``target``), ``(x, y)``, ``(x_train, y_train, x_test, y_test)`` or a dict of
+                those arrays, written to ``tuner-data/`` for the workers to load.
             console: Where messages and progress go (default: standard output; in Jupyter,
                 the cell).
             **options: Any option of ``tuner launch`` by its field name (see
@@ -107,7 +112,8 @@ def launch(
                 launch, its finished folds reused.
     """
     check_known(options, *LAUNCH_ACCEPTS)
-    chosen = LaunchOptions.take({**options, "dataset": str(dataset)})
+    source = in_memory_source(dataset)
+    chosen = LaunchOptions.take({**options, "dataset": source or str(dataset)})
     worker = WorkerOptions.take(options)
     report = ReportOptions.take(options)
     definitions = resolve_variants(variants, chosen.studies_dir)
@@ -124,7 +130,7 @@ def launch(
     if chosen.report and chosen.workers > 0:
         # Found out now, not after hours of training (--workers 0 writes no report).
         check_writable_folder(Path(report.out), "--out")
-    spec = DatasetSpec.parse(chosen.dataset, chosen.subset)
+    spec = dataset_spec(chosen)
     backend = select_backend(worker.backend, load=True)
     if backend == "jax" and chosen.workers > 0:
         from tuner.training import prepare_compile_cache
@@ -179,13 +185,16 @@ def _launch(
     dataset, fingerprint = data.load(spec)
     for folds in sorted({definition.protocol.folds for definition in definitions}):
         what = spec.source + (f" (--subset {spec.subset})" if spec.subset else "")
-        check_foldable(dataset.y_train, folds, what)
+        check_foldable(dataset.y_train, folds, what, dataset.task)
     storage = open_storage(url, heartbeat_interval=worker.heartbeat_interval)
-    created = create_studies(definitions, chosen, spec, worker, backend, storage, fingerprint)
+    created = create_studies(
+        definitions, chosen, spec, worker, backend, storage, fingerprint, dataset
+    )
     names = [config.study_name for _, config in created]
     console.print(
         f"storage {mask_password(url)}; dataset {spec.source} "
-        f"({len(dataset.y_train)} training images); studies: {', '.join(names)}",
+        f"({len(dataset.y_train)} training rows, {len(dataset.y_test)} test rows; "
+        f"{dataset.task.describe()}); studies: {', '.join(names)}",
         highlight=False,
     )
     if chosen.workers == 0:

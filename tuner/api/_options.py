@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tuner.data import DEFAULT_TEST_FRACTION, TASKS
 from tuner.errors import TunerError
 from tuner.scheduling import DEFAULT_CURVE_INTERVAL
 from tuner.stats import DEFAULT_ALPHA
@@ -281,7 +282,41 @@ class LaunchOptions(Options):
 
     dataset: str = option(
         "mnist",
-        "mnist, fashion-mnist, a .npz (x_train, y_train, x_test, y_test) or a folder of IDX files.",
+        "mnist, fashion-mnist, a table (.csv, .tsv, .parquet, .feather; with --target), a "
+        ".npz (x_train, y_train[, x_test, y_test], or x, y), a .npy of inputs (with --target "
+        "LABELS.npy) or a folder of IDX files.",
+    )
+    target: str | None = option(
+        None,
+        "The column to predict, for a table; for a .npy of inputs, the .npy of its labels "
+        "or values.",
+    )
+    task: str | None = option(
+        None,
+        "classification or regression. Default: inferred from the target (text, booleans "
+        "and integers are classes; numbers with fractions a regression).",
+        choices=TASKS,
+    )
+    test: str | None = option(
+        None, "A table of test rows (the same columns) for a table --dataset."
+    )
+    test_fraction: float | None = option(
+        None,
+        f"Share of the rows held out as the test set (seeded, stratified by class) for data "
+        f"without one of its own. Default: {DEFAULT_TEST_FRACTION}.",
+        minimum=0.01,
+        maximum=0.9,
+    )
+    columns: str | None = option(
+        None, "A table's feature columns, comma-separated. Default: every column but the target."
+    )
+    ignore_columns: str | None = option(
+        None, "A table's columns to leave out of the features, comma-separated (an id, a date)."
+    )
+    drop_missing: bool = option(
+        False,
+        "Leave out rows with a missing, NaN or infinite value in a used column (and say "
+        "how many) instead of refusing the data.",
     )
     epochs: int | None = option(
         None, "Epochs per fold (default: the study file's, 20).", minimum=1, maximum=100_000

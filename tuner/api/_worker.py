@@ -66,7 +66,9 @@ def work_study(
         evaluate = CrossValidation(
             definition,
             dataset,
-            repeated_folds(dataset.y_train, definition.protocol.folds, config.split_seeds),
+            repeated_folds(
+                dataset.y_train, definition.protocol.folds, config.split_seeds, dataset.task
+            ),
             epochs=config.epochs,
             base_seed=config.fold_seed,
             device=device,

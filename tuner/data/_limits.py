@@ -25,3 +25,18 @@ MAX_ARRAY_BYTES = 2 << 30
 """Bytes one array may declare in its file (2 GiB): an IDX file's body, or one array of a
 ``.npz``, checked on its header before the body is read or decompressed. Fashion-MNIST's
 training images are 47 MB."""
+
+MAX_TABLE_BYTES = 2 << 30
+"""Size of a table file (CSV, Parquet, Feather: 2 GiB), checked before it is read."""
+
+MAX_CLASSES = 1000
+"""Most classes a classification target may have (ImageNet's count); an integer target
+with more distinct values is taken as a regression unless ``--task`` says otherwise."""
+
+MAX_FEATURES = 65_536
+"""Most model inputs (columns after one-hot encoding, or values per array row): as many
+as the widest hidden layer, so layer 1's kernel stays within the same bound."""
+
+MAX_CATEGORIES = 1000
+"""Most distinct values of one text (categorical) column: more is an identifier or free
+text, which one-hot encoding would turn into as many useless inputs."""

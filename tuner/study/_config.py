@@ -1,7 +1,8 @@
 """One Optuna study per variant, and the record on it that keeps its trials comparable.
 
-A study stores its definition, dataset spec, data fingerprint, epochs, fold seed and
-cross-validation repeats (with each repetition's split seed) as user attributes. Anyone
+A study stores its definition, dataset spec, data fingerprint, the data's task (classes,
+features and what was done to them), epochs, fold seed and cross-validation repeats (with
+each repetition's split seed) as user attributes. Anyone
 who later launches or joins it with different settings is refused, so trials trained
 under different conditions never end up ranked together.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from tuner.data import DatasetSpec, repeat_seed
+from tuner.data import DatasetSpec, Task, repeat_seed
 from tuner.errors import TunerError
 from tuner.storages import claim_lock
 from tuner.study import schema
@@ -48,6 +49,18 @@ class StudyConfig:
     backend: str = DEFAULT_BACKEND
     # Repeated k-fold CV: R splits of k folds; studies created before it record none (1).
     repeats: int = 1
+    # What the data poses (classes or a regression, the features); studies created before
+    # tasks were recorded are the seed's ten digit classes.
+    task: Task = Task()
+
+    def __post_init__(self) -> None:
+        # The definition's models are shaped for the data (inputs, outputs, loss).
+        object.__setattr__(self, "definition", self.definition.for_task(self.task))
+
+    @property
+    def metric_name(self) -> str:
+        """The study's objective as optuna-dashboard and titles name it: ``CV accuracy``."""
+        return f"CV {self.task.metric_label}"
 
     @property
     def split_seeds(self) -> list[int]:
@@ -90,6 +103,7 @@ class StudyConfig:
             schema.STUDY_BACKEND: self.backend,
             schema.REPEATS: self.repeats,
             schema.SPLIT_SEEDS: self.split_seeds,
+            schema.TASK: self.task.to_dict(),
         }
 
     @classmethod
@@ -108,6 +122,7 @@ class StudyConfig:
             repeats = int(attrs.get(schema.REPEATS, 1))
             if epochs < 1 or backend not in BACKENDS or repeats < 1:
                 raise ValueError(f"epochs {epochs}, backend {backend!r}, repeats {repeats}")
+            task = Task.from_dict(attrs[schema.TASK]) if schema.TASK in attrs else Task()
             seeds = [int(s) for s in attrs.get(schema.SPLIT_SEEDS, [fold_seed])]
             if seeds != [repeat_seed(fold_seed, r) for r in range(repeats)]:
                 raise ValueError(f"split seeds {seeds} are not those of fold seed {fold_seed}")
@@ -120,6 +135,7 @@ class StudyConfig:
                 fold_seed=fold_seed,
                 backend=backend,
                 repeats=repeats,
+                task=task,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TunerError(
@@ -163,10 +179,10 @@ def _create_or_resume(
         if schema.DEFINITION in study.user_attrs:
             check_compatible(StudyConfig.from_study(study), config, mix_backends=mix_backends)
             if study.metric_names is None:  # created before tuner named it
-                _name_the_metric(study)
+                _name_the_metric(study, config)
             return study
         _refuse_foreign(study)
-    _name_the_metric(study)
+    _name_the_metric(study, config)
     attrs = config.to_attrs()
     for key, value in attrs.items():
         if key != schema.DEFINITION:
@@ -175,11 +191,11 @@ def _create_or_resume(
     return study
 
 
-def _name_the_metric(study: optuna.Study) -> None:
-    """optuna-dashboard shows the objective as "CV accuracy", not "Objective 0"."""
+def _name_the_metric(study: optuna.Study, config: StudyConfig) -> None:
+    """optuna-dashboard shows the objective as "CV accuracy" (or "CV R²"), not "Objective 0"."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([schema.METRIC_NAME])
+        study.set_metric_names([config.metric_name])
 
 
 def _refuse_foreign(study: optuna.Study) -> None:

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from tuner.data import MAX_DEFINITION_BYTES, MAX_GRID_POINTS, MAX_UNITS, MIN_UNITS
+from tuner.data import MAX_DEFINITION_BYTES, MAX_GRID_POINTS, MAX_UNITS, MIN_UNITS, Task
 from tuner.errors import TunerError
 
 if sys.version_info >= (3, 11):
@@ -146,6 +146,14 @@ class StudyDefinition:
     """Grid axes besides the widths (``learning_rate = [...]``...), in :data:`AXES` order."""
     in_all: bool = True
     """Part of ``--variant all`` (the seed study); an extra study sets ``in_all = false``."""
+    task: Task = field(default_factory=Task)
+    """The data's task (input width, output layer, loss): the seed's MNIST digits until
+    :meth:`for_task` sets the study's own. Derived from the data and recorded with it, so
+    it is no part of the definition's record or fingerprint."""
+
+    def for_task(self, task: Task) -> StudyDefinition:
+        """This definition's models shaped for ``task``: its inputs, outputs and loss."""
+        return self if task == self.task else replace(self, task=task)
 
     @property
     def n_layers(self) -> int:
@@ -234,6 +242,7 @@ class StudyDefinition:
         """The record stored on a study. Settings added after the first release are left
         out at their defaults, so an older study's record (and fingerprint) is unchanged."""
         data = asdict(self)
+        del data["task"]
         data["grid"] = {name: list(values) for name, values in self.grid.items()}
         if self.axes:
             data["axes"] = {name: list(values) for name, values in self.axes.items()}

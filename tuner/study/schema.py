@@ -24,7 +24,12 @@ INTERRUPTED = "tuner.interrupted"
 # Trial user attributes.
 FOLD_PREFIX = "fold_"
 """``fold_0`` ... ``fold_{R*k-1}``: one fold's accuracy, loss, seconds and per-epoch
-history; fold ``f`` is fold ``f % k`` of repetition ``f // k``."""
+history; fold ``f`` is fold ``f % k`` of repetition ``f // k``.
+
+Every "accuracy" key and field (here, in the histories and in the final fit) holds the
+task's score: accuracy for a classification, R² for a regression (see ``TASK``). The
+names date from when every study classified digits, and a key is renamed only with a
+migration."""
 UNITS = "units"
 FOLD_ACCURACIES = "fold_accuracies"
 FOLD_LOSSES = "fold_losses"
@@ -32,7 +37,8 @@ ACCURACY_STD = "accuracy_std"
 ACCURACY_INTERVAL = "accuracy_interval"
 """[low, high] of the 95% Nadeau-Bengio corrected t interval of the mean CV accuracy."""
 METRIC_NAME = "CV accuracy"
-"""The study's objective, as optuna-dashboard names it."""
+"""The objective of a classification study, as optuna-dashboard names it (a regression's
+is "CV R²": ``StudyConfig.metric_name``)."""
 LOSS_MEAN = "loss_mean"
 LOSS_STD = "loss_std"
 TRAIN_SECONDS = "train_seconds"
@@ -61,6 +67,9 @@ SPLIT_SEEDS = STUDY_PREFIX + "split_seeds"
 """The R splits' seeds, repetition 0 first (``tuner.data.repeat_seed``); absent means
 ``[fold_seed]``."""
 STUDY_BACKEND = STUDY_PREFIX + "backend"
+TASK = STUDY_PREFIX + "task"
+"""What the data poses (``tuner.data.Task.to_dict``): classification or regression, the
+class names, each column and what was done to it; absent: MNIST's ten digits."""
 FINAL_FIT = STUDY_PREFIX + "final_fit"
 DASHBOARD_ARTIFACTS = STUDY_PREFIX + "dashboard_artifacts"
 

@@ -20,7 +20,7 @@ from typing import Protocol
 import keras
 import numpy as np
 
-from tuner.data import Dataset
+from tuner.data import Dataset, FoldArrays, fold_arrays
 from tuner.errors import PermanentTrialError
 from tuner.scheduling import ClaimedTrial, TrialRecorder
 from tuner.stats import corrected_interval, holdout_ratio
@@ -35,6 +35,7 @@ from tuner.training._models import (
     initial_weights_of,
     pack_weights,
 )
+from tuner.training._scores import EpochScores
 from tuner.training._strategies import STRATEGIES, FoldLoop, TrainingStrategy
 
 HISTORY_KEYS = schema.HISTORY_KEYS
@@ -132,18 +133,19 @@ class FoldTrainer:
 
     def _fit(
         self,
-        dataset: Dataset,
+        arrays: FoldArrays,
         split: tuple[np.ndarray, np.ndarray],
         epochs: int,
         seed: int,
         relay: Callable[[int, dict[str, float]], None],
     ) -> dict[str, list[float]]:
         train_index, val_index = split
-        x_train, y_train = dataset.x_train[train_index], dataset.y_train[train_index]
-        validation = (dataset.x_train[val_index], dataset.y_train[val_index])
+        x_train, y_train = arrays.x[train_index], arrays.y[train_index]
+        validation = (arrays.x[val_index], arrays.y[val_index])
         model = build_model(self.definition, self.units, seed=seed)
         if not self.strategy.compiled_loop:
-            callbacks = [_KerasEpochs(relay)]
+            scores = EpochScores(y_train, validation[1])
+            callbacks = [_KerasEpochs(lambda epoch, logs: relay(epoch, scores.logs(logs)))]
             fitted: dict[str, list[float]] = model.fit(
                 x_train,
                 y_train,
@@ -154,7 +156,7 @@ class FoldTrainer:
                 verbose=0,
                 callbacks=callbacks,
             ).history
-            return fitted
+            return scores.history(fitted)
         if self._fast is None:
             self._fast = training_loops().single(model, self.definition.protocol)
         else:
@@ -170,7 +172,7 @@ class FoldTrainer:
 
     def train_packed(
         self,
-        dataset: Dataset,
+        arrays: FoldArrays,
         splits: dict[int, tuple[np.ndarray, np.ndarray]],
         *,
         epochs: int,
@@ -196,8 +198,8 @@ class FoldTrainer:
             listener.fold_started(folds[0] + 1, n_folds, epochs, packed=len(folds))
         packed = training_loops().packed
         histories = packed(model, self.definition, len(folds)).fit_folds(
-            dataset.x_train,
-            dataset.y_train,
+            arrays.x,
+            arrays.y,
             [splits[f] for f in folds],
             epochs=epochs,
             seed=fold_seed(base_seed, self.units, folds[0]),
@@ -224,7 +226,7 @@ class FoldTrainer:
 
     def train_fold(
         self,
-        dataset: Dataset,
+        arrays: FoldArrays,
         split: tuple[np.ndarray, np.ndarray],
         *,
         fold: int,
@@ -236,7 +238,7 @@ class FoldTrainer:
         """Train fresh weights on one fold's training part, validate on its held-out part."""
         started = time.perf_counter()
         relay = _epoch_relay(listener, fold, on_fold_epoch)
-        history = self._fit(dataset, split, epochs, seed, relay)
+        history = self._fit(arrays, split, epochs, seed, relay)
         curves = {key: [float(v) for v in history[key]] for key in HISTORY_KEYS}
         if not all(math.isfinite(v) for v in curves["loss"]):
             raise NonFiniteLossError(f"training loss became non-finite on fold {fold}")
@@ -253,8 +255,11 @@ class CrossValidation:
     """The ``evaluate`` callable of a study: k-fold CV of one claimed grid point.
 
     Args:
-        definition: The study's definition (model, protocol).
-        dataset: The study's data (already verified against its fingerprint).
+        definition: The study's definition (model, protocol); its models are shaped for
+            the data's task.
+        dataset: The study's data (already verified against its fingerprint); numeric
+            features and a regression's target are standardised per fold
+            (:func:`tuner.data.fold_arrays`).
         folds: (train, validation) indices per fold, the same for every trial; with
             repeated CV, every repetition's k folds in turn (R*k pairs).
         epochs: Epochs per fold.
@@ -278,9 +283,11 @@ class CrossValidation:
         strategy: TrainingStrategy = STRATEGIES["grid"],
         listener: TrainingListener | None = None,
     ) -> None:
-        self.definition = definition
+        self.definition = definition.for_task(dataset.task)
         self.dataset = dataset
         self.folds = folds
+        # Each fold's rows as it trains on them (scaled by its own training part).
+        self.arrays = fold_arrays(dataset, folds)
         self.epochs = epochs
         self.base_seed = base_seed
         self.device = device
@@ -394,9 +401,9 @@ class CrossValidation:
         packed = training_loops().packed
         loop = packed(model, shared, folds, points=len(points), learning_rate_scales=scales)
         return loop.fit_folds(
-            self.dataset.x_train,
-            self.dataset.y_train,
-            self.folds,
+            self.arrays.x,
+            self.arrays.y,
+            self.arrays.splits,
             epochs=epochs,
             # One batch order per fold, shared by every point (common random numbers).
             seed=zlib.crc32(f"{self.base_seed}:grid".encode()),
@@ -453,11 +460,12 @@ class CrossValidation:
         curve = PointCurve(recorder, len(folds))
         for fold, reused in sorted(reuse.items()):
             curve.fold_known(fold, reused.history)
-        pending = {fold: split for fold, split in enumerate(folds) if fold not in reuse}
+        splits = self.arrays.splits
+        pending = {fold: split for fold, split in enumerate(splits) if fold not in reuse}
         if self.strategy.packs_folds and len(pending) > 1:
             reuse.update(
                 fold_trainer.train_packed(
-                    self.dataset,
+                    self.arrays,
                     pending,
                     epochs=epochs,
                     base_seed=self.base_seed,
@@ -467,14 +475,14 @@ class CrossValidation:
                 )
             )
         results: list[FoldResult] = []
-        for fold, split in enumerate(folds):
+        for fold, split in enumerate(splits):
             if fold in reuse:
                 result = reuse[fold]
             else:
                 if self.listener:
                     self.listener.fold_started(fold + 1, len(folds), epochs)
                 result = fold_trainer.train_fold(
-                    self.dataset,
+                    self.arrays,
                     split,
                     fold=fold,
                     epochs=epochs,

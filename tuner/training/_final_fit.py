@@ -1,4 +1,7 @@
-"""The final fit: retrain a study's winner on all training images, test it, keep the result.
+"""The final fit: retrain a study's winner on all training rows, test it, keep the result.
+
+Numeric features and a regression's target are standardised with all training rows'
+statistics, the test rows with the same (:func:`tuner.data.final_arrays`).
 
 With ``--final-seeds S`` the winner is trained S times, each from its own seed (the
 first one is the single fit of before), and every fit's test numbers and curves are kept.
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from tuner.data import Dataset
+from tuner.data import Dataset, final_arrays
 from tuner.errors import TunerError
 from tuner.study import FinalFit, SeedFit, StudyConfig, schema
 from tuner.training._backend import training_loops
@@ -81,7 +84,8 @@ def _fit_one(
     """
     started = time.perf_counter()
     units = config.definition.units_of(params)
-    definition = config.definition.at(params)
+    definition = config.definition.at(params).for_task(dataset.task)
+    dataset, _ = final_arrays(dataset)
     model = build_model(definition, units, seed=fold_seed(seed, units, -1))
     trainer = training_loops().single(model, definition.protocol)
     history = trainer.fit(

@@ -19,7 +19,9 @@ that decides a step is the same:
   Keras cannot, and clips the probabilities to [1e-7, 1 - 1e-7], which changes the
   loss and zeroes the gradient of samples outside that range. So these loops trace the
   output layer with a linear activation (for that trace only) and compute the same
-  ``log_softmax`` loss from its logits; accuracy is the argmax of the softmax, as there;
+  ``log_softmax`` loss from its logits; accuracy is the argmax of the softmax, as there
+  (a regression's float targets train the squared error of the one linear output, its
+  score R² from that loss: :mod:`tuner.training._scores`);
 * the optimizer: Adam is written out exactly as ``keras.optimizers.Adam.update_step``
   computes it (beta_1 0.9, beta_2 0.999, epsilon 1e-7, the bias correction folded into
   the step size), which is also what TensorFlow's fused ``ResourceApplyAdam`` computes.
@@ -52,6 +54,7 @@ import keras
 import numpy as np
 
 from tuner.training._models import make_optimizer, uses_plain_adam
+from tuner.training._scores import EpochScores, is_regression
 
 if TYPE_CHECKING:
     from tuner.study import StudyDefinition, TrainingProtocol
@@ -80,6 +83,11 @@ class _State(NamedTuple):
     trainable: Arrays
     non_trainable: Arrays
     optimizer: Any
+
+
+def _targets(y: np.ndarray) -> jax.Array:
+    """Class ids as int32, a regression's values as float32."""
+    return jnp.asarray(y, jnp.float32 if is_regression(y) else jnp.int32)
 
 
 def _new_history() -> History:
@@ -249,6 +257,8 @@ class _JaxLoop:
             outputs, non_trainable = self.model.stateless_call(
                 trainable, non_trainable, x, training=training
             )
+        if jnp.issubdtype(y.dtype, jnp.floating):  # a regression's values
+            return jnp.square(outputs[..., 0] - y), jnp.zeros_like(y), non_trainable
         if self._softmax_output is not None:
             losses = -jnp.take_along_axis(
                 jax.nn.log_softmax(outputs, axis=-1), y[..., None], axis=-1
@@ -447,8 +457,9 @@ class JaxFoldLoop(_JaxLoop):
             Keras-style history: ``loss``, ``accuracy``, ``val_loss`` and
             ``val_accuracy``, one float per epoch.
         """
-        x_train, y_train = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
-        y_val = jnp.asarray(validation[1], jnp.int32)
+        x_train, y_train = jnp.asarray(x, jnp.float32), _targets(y)
+        y_val = _targets(validation[1])
+        scores = EpochScores(y, validation[1])
         val = (jnp.asarray(validation[0], jnp.float32), y_val, jnp.ones(y_val.shape, jnp.float32))
         programs = self._epoch_programs(self._read_state(), x_train, y_train, len(y), (), val)
         rng = np.random.default_rng(seed)
@@ -457,12 +468,14 @@ class JaxFoldLoop(_JaxLoop):
             order = rng.permutation(len(y)).astype(np.int32)
             state, loss, accuracy = self._run_epoch(programs, x_train, y_train, order)
             val_loss, val_accuracy = programs[2](state.trainable, state.non_trainable, *val)
-            logs = {
-                "loss": float(loss),
-                "accuracy": float(accuracy),
-                "val_loss": float(val_loss),
-                "val_accuracy": float(val_accuracy),
-            }
+            logs = scores.logs(
+                {
+                    "loss": float(loss),
+                    "accuracy": float(accuracy),
+                    "val_loss": float(val_loss),
+                    "val_accuracy": float(val_accuracy),
+                }
+            )
             for key, value in logs.items():
                 history[key].append(value)
             if on_epoch_end:
@@ -480,7 +493,7 @@ class JaxFoldLoop(_JaxLoop):
             ``(loss, accuracy)``.
         """
         state = self._read_state()
-        y_eval = jnp.asarray(y, jnp.int32)
+        y_eval = _targets(y)
         args = (
             state.trainable,
             state.non_trainable,
@@ -489,7 +502,7 @@ class JaxFoldLoop(_JaxLoop):
             jnp.ones(y_eval.shape, jnp.float32),
         )
         loss, accuracy = self._compiled({"evaluate": (self._evaluation, args)})["evaluate"](*args)
-        return float(loss), float(accuracy)
+        return float(loss), EpochScores(None, y).score(float(loss), float(accuracy))
 
 
 class JaxPackedLoop(_JaxLoop):
@@ -548,7 +561,11 @@ class JaxPackedLoop(_JaxLoop):
         if len(splits) != self.packs:
             raise ValueError(f"the model packs {self.packs} folds, got {len(splits)} splits")
         rng = np.random.default_rng(seed)
-        x_all, y_all = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
+        x_all, y_all = jnp.asarray(x, jnp.float32), _targets(y)
+        # Per (fold, point) model, fold-major: its fold's R² denominators (a regression).
+        scores = [
+            EpochScores(y[train], y[val]) for train, val in splits for _ in range(self.points)
+        ]
         shortest = min(len(train) for train, _ in splits)
         longest_val = max(len(val) for _, val in splits)
         # Shorter validation folds are padded by repeating rows, which the mask excludes.
@@ -573,8 +590,9 @@ class JaxPackedLoop(_JaxLoop):
                 "val_accuracy": np.asarray(val_accuracy),
             }
             for fold, history in enumerate(histories):
-                for key, values in columns.items():
-                    history[key].append(float(values[fold]))
+                logs = scores[fold].logs({key: float(v[fold]) for key, v in columns.items()})
+                for key, value in logs.items():
+                    history[key].append(value)
             if on_epoch_end:
                 mean = {
                     key: float(np.mean([h[key][-1] for h in histories])) for key in histories[0]

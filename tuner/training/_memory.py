@@ -21,7 +21,6 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
-from tuner.data import N_CLASSES, N_PIXELS
 from tuner.study import StudyDefinition
 from tuner.training._backend import active_backend
 
@@ -43,7 +42,8 @@ def grid_parameter_count(
     (fold, point) model padded to its group's widest, with a mask over the padded units.
     """
     first = sum(units[0] for units in points)
-    trainable = folds * (N_PIXELS * first + first)
+    inputs, outputs = definition.task.inputs, definition.task.outputs
+    trainable = folds * (inputs * first + first)
     non_trainable = 0
     # Costed for the grid's costliest point: BatchNorm if any point has it.
     batch_norm = True in definition.values_of("batch_norm")
@@ -65,7 +65,7 @@ def grid_parameter_count(
                 trainable += 2 * models * widest
                 non_trainable += 2 * models * widest  # moving mean and variance
             fan_in = widest
-        output += models * (fan_in * N_CLASSES + N_CLASSES)
+        output += models * (fan_in * outputs + outputs)
     return trainable + output, non_trainable
 
 
@@ -85,10 +85,12 @@ def grid_batch_bytes(
     units = folds * sum(units[0] for units in points)
     for layer in range(1, definition.n_layers):
         units += models * max(p[layer] for p in points)
-    units += models * N_CLASSES
+    units += models * definition.task.outputs
     batch: int = max(definition.values_of("batch_size"))
     activations = 8 * units * batch + 4 * units * EVAL_ROWS
-    data = 2 * train_rows * (N_PIXELS + 1)
+    # Data scaled per fold is held once per fold (tuner.data.fold_arrays).
+    copies = folds if definition.task.scales_data else 1
+    data = 2 * copies * train_rows * (definition.task.inputs + 1)
     return FLOAT_BYTES * (5 * trainable + 2 * non_trainable + activations + data)
 
 

@@ -2,8 +2,11 @@
 
 A grid point's model is Dense(units, relu, he_normal) per hidden layer (another
 activation where the definition names one), then BatchNorm and Dropout when the variant
-has them, and a 10-way softmax, exactly as docs/study-protocol.md describes; sparse
-categorical cross-entropy is the one-hot loss without materialising one-hot labels.
+has them, and a softmax over the task's classes (10 for the seed's digits), exactly as
+docs/study-protocol.md describes; sparse categorical cross-entropy is the one-hot loss
+without materialising one-hot labels. A regression ends in one linear unit trained on the
+mean squared error instead. The input width and the output layer come from the
+definition's task (:attr:`StudyDefinition.task`).
 
 The packed form holds k independent copies of that model (one per fold) so that every
 op does k times the work for one op's fixed cost:
@@ -26,7 +29,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from tuner.data import N_CLASSES, N_PIXELS
+from tuner.data import Task
 from tuner.study import StudyDefinition, TrainingProtocol
 
 OPTIMIZER_CLASSES: dict[str, type[keras.optimizers.Optimizer]] = {
@@ -36,6 +39,11 @@ OPTIMIZER_CLASSES: dict[str, type[keras.optimizers.Optimizer]] = {
     "rmsprop": keras.optimizers.RMSprop,
     "sgd": keras.optimizers.SGD,
 }
+
+
+def output_activation(task: Task) -> str:
+    """The output layer's activation: a softmax over the classes, or linear for a value."""
+    return "linear" if task.regression else "softmax"
 
 
 def build_model(
@@ -57,7 +65,8 @@ def build_model(
     def initializer(index: int) -> str | keras.initializers.Initializer:
         return keras.initializers.HeNormal(seed=layer_seed(index)) if seeded else "he_normal"
 
-    stack: list[keras.layers.Layer] = [keras.Input(shape=(N_PIXELS,))]
+    task = definition.task
+    stack: list[keras.layers.Layer] = [keras.Input(shape=(task.inputs,))]
     for index, width in enumerate(units, start=1):
         stack.append(
             keras.layers.Dense(
@@ -79,8 +88,8 @@ def build_model(
             )
     stack.append(
         keras.layers.Dense(
-            N_CLASSES,
-            activation="softmax",
+            task.outputs,
+            activation=output_activation(task),
             kernel_initializer=(
                 keras.initializers.GlorotUniform(seed=layer_seed(0)) if seeded else "glorot_uniform"
             ),
@@ -90,8 +99,8 @@ def build_model(
     model = keras.Sequential(stack, name=f"{definition.name}_{'_'.join(map(str, units))}")
     model.compile(
         optimizer=make_optimizer(definition.protocol),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss="mean_squared_error" if task.regression else "sparse_categorical_crossentropy",
+        metrics=[] if task.regression else ["accuracy"],
     )
     return model
 
@@ -111,13 +120,14 @@ def uses_plain_adam(protocol: TrainingProtocol) -> bool:
 
 def expected_parameter_count(definition: StudyDefinition, units: Sequence[int]) -> int:
     """Weights the model must have: dense kernels and biases, plus 4 per BatchNorm unit."""
-    total, fan_in = 0, N_PIXELS
+    total, fan_in = 0, definition.task.inputs
     for width in units:
         total += fan_in * width + width
         if definition.batch_norm:
             total += 4 * width
         fan_in = width
-    return total + fan_in * N_CLASSES + N_CLASSES
+    outputs = definition.task.outputs
+    return total + fan_in * outputs + outputs
 
 
 def packed_matmul(inputs: Any, kernel: Any) -> Any:
@@ -165,7 +175,8 @@ def build_packed_model(
     definition: StudyDefinition, units: Sequence[int], packs: int
 ) -> keras.Model:
     """One model holding ``packs`` independent copies of a grid point's model."""
-    inputs = keras.Input(shape=(packs, N_PIXELS))
+    task = definition.task
+    inputs = keras.Input(shape=(packs, task.inputs))
     hidden = inputs
     for width in units:
         hidden = PackedDense(packs, width, definition.activation)(hidden)
@@ -175,7 +186,7 @@ def build_packed_model(
             hidden = layers.Reshape((packs, width))(hidden)
         if definition.dropout > 0:
             hidden = layers.Dropout(definition.dropout)(hidden)
-    outputs = PackedDense(packs, N_CLASSES, "softmax")(hidden)
+    outputs = PackedDense(packs, task.outputs, output_activation(task))(hidden)
     return keras.Model(inputs, outputs)
 
 
@@ -229,12 +240,12 @@ def initial_weights_of(
 
     requests: dict[tuple[str, int], list[tuple[int, int, int, tuple[int, int]]]] = {}
     for index, (units, seed) in enumerate(zip(points, seeds, strict=True)):
-        fan_in = N_PIXELS
+        fan_in = definition.task.inputs
         layers_of = [
             ("he_normal", width, (seed + layer) % 2**31)
             for layer, width in enumerate(units, start=1)
         ]
-        layers_of.append(("glorot_uniform", N_CLASSES, seed % 2**31))
+        layers_of.append(("glorot_uniform", definition.task.outputs, seed % 2**31))
         for layer, (kind, width, layer_seed) in enumerate(layers_of):
             size = max(1024, 1 << (fan_in * width - 1).bit_length())
             requests.setdefault((kind, size), []).append(
@@ -559,8 +570,8 @@ def build_grid_model(
 ) -> keras.Model:
     """One model holding ``len(points)`` grid points, each with ``packs`` folds.
 
-    Input ``(batch, packs, 784)``: one batch per fold, shared by every point of that fold
-    (common random numbers). Output ``(batch, packs * len(points), 10)``, fold-major:
+    Input ``(batch, packs, inputs)``: one batch per fold, shared by every point of that fold
+    (common random numbers). Output ``(batch, packs * len(points), outputs)``, fold-major:
     model ``n = fold * len(points) + point``. Layer 1 is one wide matmul per fold, with
     no padding. Later layers run one chain per layer-1 width (:class:`WidthGroups`),
     batched over the group's (fold, point) models with widths zero-padded to the group's
@@ -578,7 +589,8 @@ def build_grid_model(
     order = sorted(range(n_points), key=first.__getitem__)
     groups = [list(group) for _, group in itertools.groupby(order, key=first.__getitem__)]
     columns = [point for point in order for _ in range(first[point])]
-    inputs = keras.Input(shape=(packs, N_PIXELS))
+    task = definition.task
+    inputs = keras.Input(shape=(packs, task.inputs))
     # Layer 1 holds 63-87% of the FLOPs in the study's grids: every point's units are
     # concatenated into one wide matmul per fold, with no padding at all.
     activation = _shared([s.activation for s in settings])[1]  # None: per point, below
@@ -613,10 +625,10 @@ def build_grid_model(
         outputs.append(
             GridDense(
                 len(models),
-                N_CLASSES,
+                task.outputs,
                 widths_in,
-                [N_CLASSES] * len(models),
-                "softmax",
+                [task.outputs] * len(models),
+                output_activation(task),
                 models,
                 name=f"grid_output_{index}",
             )(hidden)

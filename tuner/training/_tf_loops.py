@@ -21,6 +21,10 @@ element-wise, updates each slice as alone. What differs from separate fits: each
 draws one batch from every fold, so folds are cut to the shortest fold's size (at most
 one sample per epoch left out, a different one each epoch).
 ``tests/training/test_packed.py`` checks fold accuracies agree with separate fits.
+
+The loss follows the targets: class ids (integers) train sparse categorical
+cross-entropy and count hits; values (floats, a regression) train the squared error of
+the one output, and the score is R² from it (:mod:`tuner.training._scores`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import tensorflow as tf
 
 from tuner.study import StudyDefinition, TrainingProtocol
 from tuner.training._models import make_optimizer, uses_plain_adam
+from tuner.training._scores import EpochScores, is_regression
 
 EVAL_BATCH = 8192
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -51,6 +56,20 @@ def _scaled_adam_update(
 
 
 _scaled_adam = tf.function(_scaled_adam_update, jit_compile=True)
+
+
+def _targets(y: np.ndarray) -> tf.Tensor:
+    """Class ids as int32, a regression's values as float32."""
+    return tf.constant(y, dtype=tf.float32 if is_regression(y) else tf.int32)
+
+
+def _per_sample(y: tf.Tensor, outputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Per-sample losses and hits (1.0 or 0.0; zeros for a regression) of a batch."""
+    if y.dtype.is_floating:
+        return tf.square(outputs[..., 0] - y), tf.zeros_like(y)
+    losses = keras.losses.sparse_categorical_crossentropy(y, outputs)
+    predicted = tf.argmax(outputs, axis=-1, output_type=tf.int32)
+    return losses, tf.cast(tf.equal(predicted, y), tf.float32)
 
 
 class TFFoldLoop:
@@ -151,14 +170,12 @@ class TFFoldLoop:
             x_batch, y_batch = tf.gather(x, index), tf.gather(y, index)
             with tf.GradientTape() as tape:
                 probabilities = self.model(x_batch, training=True)
-                loss = tf.reduce_mean(
-                    keras.losses.sparse_categorical_crossentropy(y_batch, probabilities)
-                )
+                losses, hits = _per_sample(y_batch, probabilities)
+                loss = tf.reduce_mean(losses)
             self._apply(tape.gradient(loss, self.variables))
             size = tf.cast(tf.shape(index)[0], tf.float32)
             loss_sum += loss * size
-            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y_batch), tf.float32))
+            correct += tf.reduce_sum(hits)
         total = tf.cast(n, tf.float32)
         return loss_sum / total, correct / total
 
@@ -170,11 +187,9 @@ class TFFoldLoop:
             x_batch = x[i * EVAL_BATCH : tf.minimum((i + 1) * EVAL_BATCH, n)]
             y_batch = y[i * EVAL_BATCH : tf.minimum((i + 1) * EVAL_BATCH, n)]
             probabilities = self.model(x_batch, training=False)
-            loss_sum += tf.reduce_sum(
-                keras.losses.sparse_categorical_crossentropy(y_batch, probabilities)
-            )
-            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y_batch), tf.float32))
+            losses, hits = _per_sample(y_batch, probabilities)
+            loss_sum += tf.reduce_sum(losses)
+            correct += tf.reduce_sum(hits)
         total = tf.cast(n, tf.float32)
         return loss_sum / total, correct / total
 
@@ -188,9 +203,11 @@ class TFFoldLoop:
         seed: int,
         on_epoch_end: EpochCallback | None = None,
     ) -> dict[str, list[float]]:
-        """Keras-style history: loss, accuracy, val_loss, val_accuracy per epoch."""
-        x_train, y_train = tf.constant(x), tf.constant(y, dtype=tf.int32)
-        x_val, y_val = tf.constant(validation[0]), tf.constant(validation[1], dtype=tf.int32)
+        """Keras-style history: loss, accuracy, val_loss, val_accuracy per epoch (the
+        accuracy keys hold R² for a regression)."""
+        x_train, y_train = tf.constant(x), _targets(y)
+        x_val, y_val = tf.constant(validation[0]), _targets(validation[1])
+        scores = EpochScores(y, validation[1])
         rng = np.random.default_rng(seed)
         history: dict[str, list[float]] = {
             "loss": [],
@@ -202,12 +219,14 @@ class TFFoldLoop:
             order = tf.constant(rng.permutation(len(y)).astype(np.int32))
             loss, accuracy = self._train_epoch(x_train, y_train, order)
             val_loss, val_accuracy = self._evaluate(x_val, y_val)
-            logs = {
-                "loss": float(loss),
-                "accuracy": float(accuracy),
-                "val_loss": float(val_loss),
-                "val_accuracy": float(val_accuracy),
-            }
+            logs = scores.logs(
+                {
+                    "loss": float(loss),
+                    "accuracy": float(accuracy),
+                    "val_loss": float(val_loss),
+                    "val_accuracy": float(val_accuracy),
+                }
+            )
             for key, value in logs.items():
                 history[key].append(value)
             if on_epoch_end:
@@ -215,8 +234,9 @@ class TFFoldLoop:
         return history
 
     def evaluate(self, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        loss, accuracy = self._evaluate(tf.constant(x), tf.constant(y, dtype=tf.int32))
-        return float(loss), float(accuracy)
+        """Loss and score (accuracy, or R²) on ``(x, y)``."""
+        loss, accuracy = self._evaluate(tf.constant(x), _targets(y))
+        return float(loss), EpochScores(None, y).score(float(loss), float(accuracy))
 
 
 class TFPackedLoop(TFFoldLoop):
@@ -254,15 +274,13 @@ class TFPackedLoop(TFFoldLoop):
             x_batch, y_batch = tf.gather(x, index), self._labels(tf.gather(y, index))
             with tf.GradientTape() as tape:
                 probabilities = self.model(x_batch, training=True)
-                per_fold = tf.reduce_mean(
-                    keras.losses.sparse_categorical_crossentropy(y_batch, probabilities), axis=0
-                )
+                losses, hits = _per_sample(y_batch, probabilities)
+                per_fold = tf.reduce_mean(losses, axis=0)
                 loss = tf.reduce_sum(per_fold)
             self._apply(tape.gradient(loss, self.variables))
             size = tf.cast(tf.shape(index)[0], tf.float32)
             loss_sum += per_fold * size
-            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            correct += tf.reduce_sum(tf.cast(tf.equal(predicted, y_batch), tf.float32), axis=0)
+            correct += tf.reduce_sum(hits, axis=0)
         total = tf.cast(m, tf.float32)
         return loss_sum / total, correct / total
 
@@ -278,9 +296,7 @@ class TFPackedLoop(TFFoldLoop):
         for i in tf.range((n + EVAL_BATCH - 1) // EVAL_BATCH):
             rows = slice(i * EVAL_BATCH, tf.minimum((i + 1) * EVAL_BATCH, n))
             probabilities = self.model(x[rows], training=False)
-            losses = keras.losses.sparse_categorical_crossentropy(y[rows], probabilities)
-            predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            hits = tf.cast(tf.equal(predicted, y[rows]), tf.float32)
+            losses, hits = _per_sample(y[rows], probabilities)
             loss_sum += tf.reduce_sum(losses * mask[rows], axis=0)
             hit_sum += tf.reduce_sum(hits * mask[rows], axis=0)
         counts = tf.reduce_sum(mask, axis=0)
@@ -302,7 +318,11 @@ class TFPackedLoop(TFFoldLoop):
         For a grid model, one history per (fold, point), fold-major.
         """
         rng = np.random.default_rng(seed)
-        x_all, y_all = tf.constant(x), tf.constant(y, dtype=tf.int32)
+        x_all, y_all = tf.constant(x), _targets(y)
+        # Per (fold, point) model, fold-major: its fold's R² denominators (a regression).
+        scores = [
+            EpochScores(y[train], y[val]) for train, val in splits for _ in range(self.points)
+        ]
         shortest = min(len(train) for train, _ in splits)
         longest_val = max(len(val) for _, val in splits)
         val_index = np.stack([np.resize(val, longest_val) for _, val in splits], axis=1)
@@ -320,10 +340,16 @@ class TFPackedLoop(TFFoldLoop):
             loss, accuracy = self._train_epoch(x_all, y_all, tf.constant(order.astype(np.int32)))
             val_loss, val_accuracy = self._evaluate(x_val, y_val, tf.constant(val_mask))
             for fold, history in enumerate(histories):
-                history["loss"].append(float(loss[fold]))
-                history["accuracy"].append(float(accuracy[fold]))
-                history["val_loss"].append(float(val_loss[fold]))
-                history["val_accuracy"].append(float(val_accuracy[fold]))
+                logs = scores[fold].logs(
+                    {
+                        "loss": float(loss[fold]),
+                        "accuracy": float(accuracy[fold]),
+                        "val_loss": float(val_loss[fold]),
+                        "val_accuracy": float(val_accuracy[fold]),
+                    }
+                )
+                for key, value in logs.items():
+                    history[key].append(value)
             if on_epoch_end:
                 mean = {
                     key: float(np.mean([h[key][-1] for h in histories])) for key in histories[0]

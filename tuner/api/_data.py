@@ -1,0 +1,114 @@
+"""The data a launch names: a spec from the options, and in-memory data given a file.
+
+A study records where its data lives so that any worker can load it and prove, by its
+fingerprint, that it trains on the same rows. Data handed to :func:`tuner.launch` in
+memory (a pandas DataFrame, or arrays) therefore gets a file first: written once, under
+a name made of its content's hash, into ``tuner-data/`` of the working folder (the
+folder the default SQLite storage lives in), and the study records that file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuner.api._options import LaunchOptions
+from tuner.data import DatasetSpec
+from tuner.errors import TunerError
+
+DATA_FOLDER = Path("tuner-data")
+"""Where in-memory data is written for the workers to load (under the working folder)."""
+
+
+def dataset_spec(chosen: LaunchOptions) -> DatasetSpec:
+    """The dataset spec of ``tuner launch``'s data options, checked before any data is read."""
+    return DatasetSpec.parse(
+        chosen.dataset,
+        chosen.subset,
+        target=chosen.target,
+        task=chosen.task,
+        test=chosen.test,
+        test_fraction=chosen.test_fraction,
+        columns=_names(chosen.columns) if chosen.columns is not None else None,
+        ignore_columns=_names(chosen.ignore_columns or ""),
+        drop_missing=chosen.drop_missing,
+    )
+
+
+def _names(listed: str) -> list[str]:
+    return [name.strip() for name in listed.split(",") if name.strip()]
+
+
+def in_memory_source(dataset: Any, folder: Path = DATA_FOLDER) -> str | None:
+    """The file that holds ``dataset`` when it is data rather than a name or a path.
+
+    A DataFrame becomes a Parquet file (its column types kept); a ``(x, y)`` pair, a
+    ``(x_train, y_train, x_test, y_test)`` tuple or a mapping of those names becomes an
+    ``.npz``. None for a name or a path, which the spec reads itself.
+
+    Raises:
+        TunerError: A sequence or mapping that is not one of those shapes.
+    """
+    if isinstance(dataset, (str, os.PathLike)):
+        return None
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(dataset, pd.DataFrame):
+        frame = dataset.copy()
+        frame.columns = [str(name) for name in frame.columns]
+        content = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+        digest = hashlib.sha256(content + "\0".join(frame.columns).encode()).hexdigest()[:16]
+        return str(_written(folder, f"frame-{digest}.parquet", frame.to_parquet))
+    arrays = _arrays_of(dataset)
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(f"{name}{arrays[name].shape}{arrays[name].dtype}".encode())
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+
+    def save(path: str) -> None:
+        np.savez(path, **arrays)  # type: ignore[arg-type]
+
+    return str(_written(folder, f"arrays-{digest.hexdigest()[:16]}.npz", save))
+
+
+def _arrays_of(dataset: Any) -> dict[str, np.ndarray]:
+    keys = ("x_train", "y_train", "x_test", "y_test")
+    if isinstance(dataset, Mapping):
+        given = {str(k): np.asarray(v) for k, v in dataset.items()}
+        if set(given) in ({"x", "y"}, set(keys[:2]), set(keys)):
+            return given
+    elif isinstance(dataset, Sequence) and len(dataset) in (2, 4):
+        names = ("x", "y") if len(dataset) == 2 else keys
+        return {name: np.asarray(part) for name, part in zip(names, dataset, strict=True)}
+    raise TunerError(
+        "dataset: give a name, a path, a pandas DataFrame (with target=COLUMN), (x, y), "
+        "(x_train, y_train, x_test, y_test), or a dict of those arrays"
+    )
+
+
+def _written(folder: Path, name: str, write: Any) -> Path:
+    """``folder/name``, written atomically unless it already exists (same content)."""
+    path = (folder / name).resolve()
+    if path.is_file():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        os.close(handle)
+        try:
+            write(temporary)
+            os.replace(temporary, path)
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    except OSError as exc:
+        raise TunerError(f"cannot write the data to {path}: {exc.strerror}") from None
+    return path
