@@ -12,7 +12,8 @@ The Python API is what every ``tuner`` command calls::
 
 Run and read: :func:`launch`, :func:`work`, :func:`load_results`, :func:`report`,
 :func:`status`, :func:`serve_dashboard`. Variants: :func:`variants`,
-:func:`define_variant`. In Jupyter, results, reports, status and variants render as
+:func:`define_variant`. Data: :func:`describe_data` (what tuner makes of a table or
+arrays). In Jupyter, results, reports, status and variants render as
 HTML tables and figures inline. Errors the user can fix are :class:`TunerError`.
 
 Importing tuner is cheap: each name loads on first use, and TensorFlow (or JAX) only
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from tuner.api import (
         define_variant,
+        describe_data,
         launch,
         load_results,
         report,
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 
 _LOCATIONS = {
     "define_variant": "tuner.api",
+    "describe_data": "tuner.api",
     "launch": "tuner.api",
     "load_results": "tuner.api",
     "report": "tuner.api",
@@ -84,6 +87,7 @@ __all__ = [
     "VariantTable",
     "__version__",
     "define_variant",
+    "describe_data",
     "launch",
     "load_results",
     "report",

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from tuner import api
 from tuner.api import (
+    DATA_OPTIONS,
     LAUNCH_ACCEPTS,
     REPORT_WORKER_OPTIONS,
     Accepts,
@@ -158,6 +159,18 @@ def variants(studies_dir: str | None) -> None:
 def launch(variant: list[str], **options: Any) -> None:
     _log_to_terminal(options["verbose"])
     api.launch(variant, console=console, **options)
+
+
+@command(
+    "data",
+    "Read a data set as launch would and show what tuner makes of it: the task, its "
+    "classes, each column's encoding, the training and test rows. Trains nothing.\n\n"
+    "Example: tuner data --dataset table.csv --target label",
+    flags((LaunchOptions, DATA_OPTIONS)),
+)
+def data(**options: Any) -> None:
+    _log_to_terminal(False)
+    api.describe_data(**options).render(console)
 
 
 @command(

@@ -1,7 +1,8 @@
 """The application layer: what every ``tuner`` command does, for scripts and notebooks too.
 
 Use it as ``import tuner``. Each command is one function here (:func:`launch`,
-:func:`work`, :func:`report`, :func:`status`, :func:`serve_dashboard`, :func:`variants`),
+:func:`work`, :func:`report`, :func:`status`, :func:`serve_dashboard`, :func:`variants`,
+:func:`describe_data`),
 composing the study, data, storage, scheduling, training and reporting packages; the CLI
 (:mod:`tuner.cli`) only parses flags into the option records declared in
 :mod:`tuner.api._options` and calls them. Every function raises
@@ -10,6 +11,7 @@ message the CLI prints.
 """
 
 from tuner.api._dashboard import serve_dashboard
+from tuner.api._data import DATA_OPTIONS, DataSummary, describe_data
 from tuner.api._launch import LAUNCH_ACCEPTS, launch
 from tuner.api._options import (
     DEFAULT_PACK,
@@ -29,11 +31,13 @@ from tuner.api._variants import define_variant, variants
 from tuner.api._worker import work
 
 __all__ = [
+    "DATA_OPTIONS",
     "DEFAULT_PACK",
     "LAUNCH_ACCEPTS",
     "REPORT_WORKER_OPTIONS",
     "Accepts",
     "DashboardOptions",
+    "DataSummary",
     "LaunchOptions",
     "Option",
     "Options",
@@ -42,6 +46,7 @@ __all__ = [
     "accepted_names",
     "declaration",
     "define_variant",
+    "describe_data",
     "launch",
     "load_results",
     "report",

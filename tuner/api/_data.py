@@ -13,14 +13,17 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.console import Console
 
-from tuner.api._options import LaunchOptions
-from tuner.data import DatasetSpec
+from tuner.api._options import LaunchOptions, check_known, documented
+from tuner.data import DatasetSpec, Task, load_dataset
 from tuner.errors import TunerError
+from tuner.study import inert
 
 DATA_FOLDER = Path("tuner-data")
 """Where in-memory data is written for the workers to load (under the working folder)."""
@@ -57,21 +60,19 @@ def in_memory_source(dataset: Any, folder: Path = DATA_FOLDER) -> str | None:
     """
     if isinstance(dataset, (str, os.PathLike)):
         return None
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
-    if pd is not None and isinstance(dataset, pd.DataFrame):
+    import pandas as pd
+
+    if isinstance(dataset, pd.DataFrame):
         frame = dataset.copy()
         frame.columns = [str(name) for name in frame.columns]
         content = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-        digest = hashlib.sha256(content + "\0".join(frame.columns).encode()).hexdigest()[:16]
-        return str(_written(folder, f"frame-{digest}.parquet", frame.to_parquet))
+        name = hashlib.sha256(content + "\0".join(frame.columns).encode()).hexdigest()[:16]
+        return str(_written(folder, f"frame-{name}.parquet", frame.to_parquet))
     arrays = _arrays_of(dataset)
     digest = hashlib.sha256()
-    for name in sorted(arrays):
-        digest.update(f"{name}{arrays[name].shape}{arrays[name].dtype}".encode())
-        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    for key in sorted(arrays):
+        digest.update(f"{key}{arrays[key].shape}{arrays[key].dtype}".encode())
+        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
 
     def save(path: str) -> None:
         np.savez(path, **arrays)  # type: ignore[arg-type]
@@ -112,3 +113,85 @@ def _written(folder: Path, name: str, write: Any) -> Path:
     except OSError as exc:
         raise TunerError(f"cannot write the data to {path}: {exc.strerror}") from None
     return path
+
+
+DATA_OPTIONS = (
+    "dataset",
+    "target",
+    "task",
+    "test",
+    "test_fraction",
+    "columns",
+    "ignore_columns",
+    "drop_missing",
+    "subset",
+)
+"""The launch options that choose the data: what ``tuner data`` takes."""
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What tuner makes of a data set: ``tuner data``.
+
+    Attributes:
+        source: Where the data comes from.
+        task: The task, its classes and each column's rule.
+        train_rows: Rows cross-validation trains and validates on.
+        test_rows: Rows of the test set (its own, or held out).
+        class_counts: Training rows per class (empty for a regression).
+    """
+
+    source: str
+    task: Task
+    train_rows: int
+    test_rows: int
+    class_counts: dict[str, int]
+
+    def render(self, console: Console) -> None:
+        """Print the summary: the task, then one line per column and per class."""
+        console.print(
+            f"{self.source}: {self.train_rows} training rows, {self.test_rows} test rows; "
+            f"{self.task.describe()}; scored by {self.task.metric_label}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        for feature in self.task.features:
+            console.print(f"  {inert(feature.describe())}", highlight=False, markup=False)
+        if self.task.regression:
+            console.print(
+                f"  target {inert(str(self.task.target or 'y'))}: values, standardised per "
+                "fold for training (R² does not depend on it)",
+                highlight=False,
+                markup=False,
+            )
+        for name, count in self.class_counts.items():
+            console.print(f"  class {inert(name)}: {count} rows", highlight=False, markup=False)
+
+
+@documented((LaunchOptions, DATA_OPTIONS))
+def describe_data(dataset: Any = LaunchOptions.dataset, **options: Any) -> DataSummary:
+    """Load, check and encode a data set as ``tuner launch`` would, and say what it became:
+    ``tuner data``. Nothing is trained and no storage is touched.
+
+    Args:
+        dataset: As for :func:`tuner.launch`.
+        **options: The data options of ``tuner launch``:
+    OPTIONS
+
+    Returns:
+        The task, each column's rule, the rows and the classes.
+
+    Raises:
+        TunerError: The data cannot be read or breaks a rule, in one line.
+    """
+    check_known(options, (LaunchOptions, DATA_OPTIONS))
+    source = in_memory_source(dataset)
+    chosen = LaunchOptions.take({**options, "dataset": source or str(dataset)})
+    spec = dataset_spec(chosen)
+    loaded = load_dataset(spec)
+    counts: dict[str, int] = {}
+    if not loaded.task.regression:
+        found = np.bincount(loaded.y_train, minlength=len(loaded.task.classes))
+        counts = {name: int(n) for name, n in zip(loaded.task.classes, found, strict=True)}
+    return DataSummary(spec.source, loaded.task, len(loaded.y_train), len(loaded.y_test), counts)

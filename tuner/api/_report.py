@@ -167,7 +167,7 @@ def final_fit(
     have = len(stored.runs) if stored else 0
     console.print(
         f"{config.study_name}: final fit of trial {study.best_trial.number} on "
-        f"{len(dataset.y_train)} training images, "
+        f"{len(dataset.y_train)} training rows, "
         f"{config.epochs_of(study.best_trial.params)} epochs"
         + (f", seeds {have + 1}-{seeds} of {seeds}" if seeds > 1 else "")
         + " ...",
@@ -177,7 +177,8 @@ def final_fit(
     def said(run: SeedFit) -> None:
         seed = f" (seed {run.seed})" if seeds > 1 else ""
         console.print(
-            f"{config.study_name}: test accuracy {run.test_accuracy:.4f}, test loss "
+            f"{config.study_name}: test {config.task.metric_label} {run.test_accuracy:.4f}, "
+            "test loss "
             f"{run.test_loss:.4f}{seed} ({run.seconds:.0f} s)",
             highlight=False,
         )
@@ -185,7 +186,7 @@ def final_fit(
     fit = run_final_fit(study, config, dataset, artifacts, seeds=seeds, earlier=stored, on_fit=said)
     if seeds > 1:
         console.print(
-            f"{config.study_name}: over {seeds} seeds, test accuracy "
+            f"{config.study_name}: over {seeds} seeds, test {config.task.metric_label} "
             f"{fit.test_accuracy_mean:.4f} ± {fit.test_accuracy_std or 0.0:.4f}, test loss "
             f"{fit.test_loss_mean:.4f} ± {fit.test_loss_std or 0.0:.4f} (mean ± std)",
             highlight=False,

@@ -20,7 +20,7 @@ import tokenize
 import zipfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -233,7 +233,7 @@ class Dataset:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    task: Task = Task()
+    task: Task = field(default_factory=Task)
 
     def fingerprint(self) -> str:
         digest = hashlib.blake2b(digest_size=16)
@@ -275,10 +275,8 @@ def load_dataset(spec: DatasetSpec) -> Dataset:
         TunerError: The data cannot be read or breaks a rule of
             :mod:`tuner.data._features`, in one line, before any model is built.
     """
-    if is_table(spec.source):
-        dataset = _from_tables(spec)
-    else:
-        dataset = _from_arrays(_load_raw(spec), spec)
+    table = is_table(spec.source)
+    dataset = _from_tables(spec) if table else _from_arrays(_load_raw(spec), spec)
     if spec.subset is not None:
         if spec.subset > len(dataset.y_train):
             raise TunerError(
@@ -297,7 +295,7 @@ def _held_out(
     y: np.ndarray, regression: bool, fraction: float, seed: int, source: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """(training rows, test rows): a seeded share held out, stratified by class."""
-    size = int(round(len(y) * fraction))
+    size = round(len(y) * fraction)
     if size < 1 or size >= len(y):
         raise TunerError(
             f"{source}: {len(y)} rows cannot spare a test set of {fraction:g} of them; give "

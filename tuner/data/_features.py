@@ -227,7 +227,8 @@ def array_labels(y: np.ndarray, source: str, name: str) -> np.ndarray:
     if y.ndim == 2 and y.dtype.kind in "iufb" and len(y):
         one_hot = np.isin(y, (0, 1)).all() and bool(np.all(y.sum(axis=1) == 1))
         if one_hot:
-            return y.argmax(axis=1)
+            labels: np.ndarray = y.argmax(axis=1)
+            return labels
     if y.ndim != 1:
         raise TunerError(
             f"{source}: {name} has shape {y.shape}; expected (n,) labels or values "
@@ -264,7 +265,7 @@ def _column_kind(column: Any, name: str, source: str) -> str:
             f"{source}: column {shown(name)} holds dates or times; convert it to numbers "
             "(e.g. days since a start) or leave it out with --ignore-columns"
         )
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+    if pd.api.types.is_string_dtype(dtype) or dtype.kind == "O":
         present = column.dropna().to_numpy()
         kinds = {type(v) for v in present}
         texts = all(issubclass(k, str) for k in kinds)

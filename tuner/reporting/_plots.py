@@ -161,6 +161,7 @@ def grid_chart(name: str, definition: StudyDefinition, points: list[RankedPoint]
         The heatmap (two hidden layers, or any grid with axes) or the ranked strip with
         ± std bars.
     """
+    metric = definition.task.metric_label
     with _theme():
         if definition.axes:
             return _faceted(name, definition, points)
@@ -185,9 +186,9 @@ def grid_chart(name: str, definition: StudyDefinition, points: list[RankedPoint]
         axes.legend(loc="lower left", fontsize="small")
         axes.set_xticks(range(len(points)), labels, rotation=70, fontsize="small")
         axes.set(
-            title=f"{name}: grid points ranked by CV accuracy (95% corrected interval)",
+            title=f"{name}: grid points ranked by CV {metric} (95% corrected interval)",
             xlabel="units per layer",
-            ylabel="mean CV accuracy",
+            ylabel=f"mean CV {metric}",
         )
     return figure
 
@@ -209,7 +210,7 @@ def _heatmap(name: str, definition: StudyDefinition, points: list[RankedPoint]) 
         fmt=".4f",
         cmap="viridis",
         ax=axes,
-        cbar_kws={"label": "mean CV accuracy"},
+        cbar_kws={"label": f"mean CV {definition.task.metric_label}"},
     )
     # The best and the points tied with it (not significantly worse) are outlined.
     for point in points:
@@ -218,7 +219,8 @@ def _heatmap(name: str, definition: StudyDefinition, points: list[RankedPoint]) 
             edge = "white" if point.rank == 1 else "orange"
             axes.add_patch(Rectangle((column, row), 1, 1, fill=False, edgecolor=edge, lw=3))
     axes.set(
-        title=f"{name}: CV accuracy over the grid\n(white: best; orange: tied with it)",
+        title=f"{name}: CV {definition.task.metric_label} over the grid\n"
+        "(white: best; orange: tied with it)",
         xlabel="l2 units",
         ylabel="l1 units",
     )
@@ -252,6 +254,7 @@ def _panels(count: int) -> tuple[int, int]:
 
 
 def _faceted(name: str, definition: StudyDefinition, points: list[RankedPoint]) -> ReportFigure:
+    metric = definition.task.metric_label
     (row_name, row_values), (column_name, column_values), facets = heatmap_layout(definition)
     combinations = list(itertools.product(*(values for _, values in facets)))
     layers = definition.layer_names
@@ -288,12 +291,12 @@ def _faceted(name: str, definition: StudyDefinition, points: list[RankedPoint]) 
             fmt=".4f",
             cmap="viridis",
             ax=axes,
-            cbar_kws={"label": "best mean CV accuracy"},
+            cbar_kws={"label": f"best mean CV {metric}"},
         )
         _outline(axes, [(row, column, p) for (row, column), p in chosen.items()])
         over = ", ".join(facet for facet, _ in facets)
         axes.set(
-            title=f"{name}: best CV accuracy over {over}\n({len(combinations)} combinations, "
+            title=f"{name}: best CV {metric} over {over}\n({len(combinations)} combinations, "
             f"each point in the ranked grid; white: best; orange: tied with it)",
             **labels,
         )
@@ -327,9 +330,9 @@ def _faceted(name: str, definition: StudyDefinition, points: list[RankedPoint]) 
     figure.colorbar(
         grid.flat[0].collections[0],
         ax=list(grid.flat[: len(combinations)]),
-        label="mean CV accuracy",
+        label=f"mean CV {metric}",
     )
-    figure.suptitle(f"{name}: CV accuracy over the grid {caption}")
+    figure.suptitle(f"{name}: CV {metric} over the grid {caption}")
     return figure
 
 
@@ -341,27 +344,41 @@ def _outline(axes: Axes, cells: Sequence[tuple[int, int, RankedPoint]]) -> None:
             axes.add_patch(Rectangle((column, row), 1, 1, fill=False, edgecolor=edge, lw=3))
 
 
+def _metric(row: dict[str, object]) -> str:
+    """A comparison row's score name (rows from before tasks name none: accuracy)."""
+    return str(row.get("metric", "accuracy"))
+
+
 def comparison_chart(rows: Sequence[dict[str, object]]) -> ReportFigure:
-    """Every variant's best CV accuracy beside its test accuracy.
+    """Every variant's best CV score beside its test score (accuracy, or R²).
 
     Args:
-        rows: The report's comparison rows (``variant``, ``cv_accuracy_mean``,
+        rows: The report's comparison rows (``variant``, ``metric``, ``cv_accuracy_mean``,
             ``test_accuracy``).
 
     Returns:
         A grouped bar chart, one group per variant.
     """
     frame = pd.DataFrame(
-        [(row["variant"], "CV accuracy", row["cv_accuracy_mean"]) for row in rows]
-        + [(row["variant"], "test accuracy", row["test_accuracy"]) for row in rows],
+        [
+            (row["variant"], f"CV {row.get('metric', 'accuracy')}", row["cv_accuracy_mean"])
+            for row in rows
+        ]
+        + [
+            (row["variant"], f"test {row.get('metric', 'accuracy')}", row["test_accuracy"])
+            for row in rows
+        ],
         columns=["variant", "measure", "accuracy"],
     )
+    metrics = sorted({_metric(row) for row in rows})
     with _theme():
         figure = _figure(max(6, 1.4 * len(rows)), 4.5)
         axes = figure.subplots()
         sns.barplot(data=frame, x="variant", y="accuracy", hue="measure", ax=axes)
         low = float(frame["accuracy"].min())
-        axes.set_ylim(max(0.0, low - 0.05), min(1.0, float(frame["accuracy"].max()) + 0.02))
-        axes.set(title="Best grid point of each variant", xlabel="")
+        # R² can be negative (worse than predicting the mean): then the axis shows it.
+        bottom = low - 0.05 if low < 0 else max(0.0, low - 0.05)
+        axes.set_ylim(bottom, min(1.0, float(frame["accuracy"].max()) + 0.02))
+        axes.set(title="Best grid point of each variant", xlabel="", ylabel=" / ".join(metrics))
         axes.tick_params(axis="x", rotation=20)
     return figure

@@ -236,14 +236,17 @@ def with_ties(
     return result
 
 
-def ties_sentence(study_name: str, points: list[RankedPoint], alpha: float) -> str:
-    """What the ranking can and cannot tell apart, in words derived from the data."""
+def ties_sentence(
+    study_name: str, points: list[RankedPoint], alpha: float, metric: str = "accuracy"
+) -> str:
+    """What the ranking can and cannot tell apart, in words derived from the data
+    (``metric``: the task's score, as :attr:`tuner.data.Task.metric_label` names it)."""
     if not points:
         return f"{study_name}: no complete grid point yet"
     best, tied = points[0], [p.label for p in points[1:] if p.tied_with_best]
     head = f"{study_name}: best {best.label}"
     if best.interval is not None:
-        head += f" (CV accuracy {best.interval})"
+        head += f" (CV {metric} {best.interval})"
     if len(points) == 1:
         return head
     if not tied:
@@ -282,7 +285,7 @@ def _header(definition: StudyDefinition) -> list[str]:
         "trial",
         *definition.layer_names,
         *definition.axes,
-        "CV accuracy",
+        f"CV {definition.task.metric_label}",
         "95% CI",
         "vs best",
         "time",
@@ -313,9 +316,11 @@ def render_ranking(
         console.print(
             f"best {shown_name(study_name)}: "
             f"{definition.point_label(best.params(definition.layer_names))} "
-            f"CV accuracy {best.mean_accuracy:.4f} ± {best.std_accuracy:.4f}",
+            f"CV {definition.task.metric_label} {best.mean_accuracy:.4f} ± "
+            f"{best.std_accuracy:.4f}",
             highlight=False,
             markup=False,
         )
-        line = ties_sentence(shown_name(study_name), points, DEFAULT_ALPHA)
+        metric = definition.task.metric_label
+        line = ties_sentence(shown_name(study_name), points, DEFAULT_ALPHA, metric)
         console.print(line, highlight=False, markup=False)

@@ -81,8 +81,15 @@ COLUMNS = [
     "verdict_reason",
     "epochs",
     "grid_points",
+    "task",
+    "metric",
+    "data",
 ]
 """The comparison's columns: comparison.csv's header, the keys of each row.
+
+Every ``accuracy`` column holds the study's score, named by ``metric``: accuracy for a
+classification, R² for a regression (``task``); ``data`` describes the study's data (its
+classes, or the regression's target, and its inputs).
 
 ``test_accuracy``, ``test_loss`` and ``final_train_loss`` are means over the winner's
 ``final_seeds`` final fits (one fit: its own numbers); the ``_std`` columns are the
@@ -122,7 +129,7 @@ class VariantReport:
     def __repr__(self) -> str:
         return (
             f"VariantReport({self.name}: {self.verdict.word}, "
-            f"test accuracy {self.fit.test_accuracy_mean:.4f})"
+            f"test {self.config.task.metric_label} {self.fit.test_accuracy_mean:.4f})"
         )
 
     @property
@@ -162,6 +169,9 @@ class VariantReport:
             "verdict_reason": self.verdict.reason,
             "epochs": self.fit.epochs,
             "grid_points": self.config.definition.grid_size,
+            "task": self.config.task.kind,
+            "metric": self.config.task.metric_label,
+            "data": self.config.task.describe(),
         }
 
     def fold_histories(self) -> list[dict[str, list[float]]]:
@@ -195,7 +205,7 @@ class VariantReport:
         return (
             f"<h3>{_html.escape(self.name)}: {_html.escape(self.verdict.word)}</h3>"
             f"<p>{_html.escape(self.verdict.reason)}; final fit of "
-            f"{_html.escape(self.winner.label)}: test accuracy "
+            f"{_html.escape(self.winner.label)}: test {self.config.task.metric_label} "
             f"{_with_spread(self.fit.test_accuracy_mean, self.fit.test_accuracy_std)}, "
             f"test loss {_with_spread(self.fit.test_loss_mean, self.fit.test_loss_std)}</p>"
             + ranking_html(self.name, self.config.definition, self.points)
@@ -399,6 +409,14 @@ def _with_spread(mean: float, std: float | None, fits: int | None = None) -> str
     return f"{mean:.4f} ± {std:.4f}" + (f" ({fits} fits)" if fits else "")
 
 
+def _titles(rows: list[dict[str, Any]]) -> list[str]:
+    """The shown columns' titles, the score named by the rows' metric (``score`` if mixed)."""
+    metrics = {row.get("metric", "accuracy") for row in rows}
+    metric = metrics.pop() if len(metrics) == 1 else "score"
+    renamed = {"cv_accuracy_mean": f"CV {metric}", "test_accuracy": f"test {metric}"}
+    return [renamed.get(key, title) for key, title in SHOWN]
+
+
 def _comparison_cells(row: dict[str, Any]) -> list[str]:
     cells = [_fmt(row[key]) for key, _ in SHOWN]
     if row.get("best_axes"):
@@ -429,15 +447,13 @@ def _significance_lines(
     reports: list[VariantReport], pairs: list[VariantComparison], alpha: float
 ) -> list[str]:
     """The report's statements on what is significant, one per study and per pair."""
-    lines = [ties_sentence(r.name, r.points, alpha) for r in reports]
+    lines = [ties_sentence(r.name, r.points, alpha, r.config.task.metric_label) for r in reports]
     return lines + [pair.sentence() for pair in pairs]
 
 
 def comparison_html(rows: list[dict[str, Any]]) -> str:
     """The comparison table and every verdict's reason, as report.html shows them."""
-    return _html.table(
-        [title for _, title in SHOWN], [_comparison_cells(row) for row in rows]
-    ) + _html.bullet_list(
+    return _html.table(_titles(rows), [_comparison_cells(row) for row in rows]) + _html.bullet_list(
         [(row["variant"], f"{row['verdict']}: {row['verdict_reason']}") for row in rows]
     )
 
@@ -455,7 +471,7 @@ def _markdown(
     alpha: float,
 ) -> str:
     lines = ["# tuner report", "", "## Comparison", ""]
-    lines.append("| " + " | ".join(title for _, title in SHOWN) + " |")
+    lines.append("| " + " | ".join(_titles(rows)) + " |")
     lines.append("|" + "---|" * len(SHOWN))
     lines += ["| " + " | ".join(_comparison_cells(row)) + " |" for row in rows]
     lines += ["", "Verdict rule: see `tuner/reporting/_verdict.py`. Reasons:", ""]
@@ -477,11 +493,15 @@ def _markdown(
             f"{definition.grid_size} grid points, {report.config.cv_label}, "
             f"{report.fit.epochs} epochs.",
             "",
+            f"Data: {_markdown_text(report.config.task.describe())}.",
+            "",
         ]
-        lines += [_markdown_text(ties_sentence(report.name, report.points, alpha)), ""]
+        metric = report.config.task.metric_label
+        sentence = ties_sentence(report.name, report.points, alpha, metric)
+        lines += [_markdown_text(sentence), ""]
         names = [*definition.layer_names, *definition.axes]
         header = " | ".join(_markdown_text(name) for name in names)
-        lines.append(f"| rank | {header} | CV accuracy | 95% CI | vs best | time |")
+        lines.append(f"| rank | {header} | CV {metric} | 95% CI | vs best | time |")
         lines.append("|---|" + "---|" * (len(names) + 4))
         for point in report.points:
             values = [*map(str, point.units), *map(shown_value, point.axes.values())]
@@ -519,9 +539,12 @@ def _page(
         parts.append(f"<h2>{_html.escape(report.name)}</h2>")
         parts.append(
             f"<p>{_html.escape(setup_label(definition))}, {definition.grid_size} grid points, "
-            f"{report.config.cv_label}, {report.fit.epochs} epochs.</p>"
+            f"{report.config.cv_label}, {report.fit.epochs} epochs. "
+            f"Data: {_html.escape(report.config.task.describe())}.</p>"
         )
-        parts.append(f"<p>{_html.escape(ties_sentence(report.name, report.points, alpha))}</p>")
+        metric = report.config.task.metric_label
+        sentence = ties_sentence(report.name, report.points, alpha, metric)
+        parts.append(f"<p>{_html.escape(sentence)}</p>")
         parts.append(ranking_html(report.name, definition, report.points))
         parts += [_html.inline_png(path) for path in report.pictures.values()]
     return _html.page("tuner report", parts)

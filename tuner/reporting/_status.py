@@ -70,6 +70,8 @@ class StudyStatus:
     best_interval: tuple[float, float] | None = None  # the best's 95% corrected interval
     repeats: int = 1  # repeated CV: each point scored on this many k-fold splits
     folds: int | None = None  # k, the folds of one split (None: not known)
+    metric: str = "accuracy"  # the task's score: accuracy, or R² for a regression
+    data: str = ""  # what the data poses: its classes, or the regression's target; inputs
 
     @property
     def grid_cell(self) -> str:
@@ -159,6 +161,8 @@ def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> St
         mean_trial_seconds=statistics.fmean(seconds) if seconds else None,
         repeats=config.repeats,
         folds=definition.protocol.folds,
+        metric=config.task.metric_label,
+        data=config.task.describe(),
     )
 
 
@@ -208,6 +212,13 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
     console.print(table)
     now = datetime.datetime.now()
     for status in statuses:
+        if status.data:
+            console.print(
+                f"  {shown_name(status.name)}: {inert(status.data)}; best is CV {status.metric}",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
         for trial in status.running:
             since = (
                 f"since {trial.since:%H:%M:%S} ({_duration((now - trial.since).total_seconds())})"
@@ -215,7 +226,7 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
                 else ""
             )
             progress = (
-                f"; epoch {trial.epoch}/{trial.epochs}, val accuracy {trial.accuracy:.4f}, "
+                f"; epoch {trial.epoch}/{trial.epochs}, val {status.metric} {trial.accuracy:.4f}, "
                 f"ETA {_duration(trial.eta_seconds(now))}"
                 if trial.epoch is not None and trial.accuracy is not None
                 else ""

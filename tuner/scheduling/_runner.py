@@ -192,7 +192,8 @@ class TrialRunner:
             return False
         std = recorder.recorded.get(schema.ACCURACY_STD, 0.0)
         seconds = recorder.recorded.get(schema.WALL_SECONDS, 0.0)
-        message = f"CV accuracy {value:.4f} ± {std:.4f} ({seconds:.1f} s)"
+        metric = self.scheduler.definition.task.metric_label
+        message = f"CV {metric} {value:.4f} ± {std:.4f} ({seconds:.1f} s)"
         self._finished(claim, message, completed=True)
         return True
 

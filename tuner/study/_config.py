@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -51,7 +51,7 @@ class StudyConfig:
     repeats: int = 1
     # What the data poses (classes or a regression, the features); studies created before
     # tasks were recorded are the seed's ten digit classes.
-    task: Task = Task()
+    task: Task = field(default_factory=Task)
 
     def __post_init__(self) -> None:
         # The definition's models are shaped for the data (inputs, outputs, loss).
