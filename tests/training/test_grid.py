@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import synthetic_images
-from tuner.data import DatasetSpec, load_dataset, stratified_folds
+from tuner.data import DatasetSpec, fold_arrays, load_dataset, stratified_folds
 from tuner.data._datasets import DEBIAN_FASHION_MNIST
 from tuner.study import BUILTIN_STUDIES_DIR, load_definition, load_definitions
 from tuner.training import (
@@ -242,7 +242,9 @@ def test_grid_accuracies_agree_with_separate_fits_on_fashion_mnist() -> None:
     for p, units in enumerate(points):
         trainer = FoldTrainer(definition, units, STRATEGIES["fast"])
         alone = [
-            trainer.train_fold(dataset, split, fold=f, epochs=4, seed=seeds[units, f]).accuracy
+            trainer.train_fold(
+                fold_arrays(dataset, splits), split, fold=f, epochs=4, seed=seeds[units, f]
+            ).accuracy
             for f, split in enumerate(splits)
         ]
         mine = [together[f * len(points) + p]["val_accuracy"][-1] for f in range(FOLDS)]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import synthetic_images
-from tuner.data import DatasetSpec, load_dataset, stratified_folds
+from tuner.data import DatasetSpec, fold_arrays, load_dataset, stratified_folds
 from tuner.data._datasets import DEBIAN_FASHION_MNIST
 from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
 from tuner.training import (
@@ -68,11 +68,11 @@ def test_packed_fold_accuracies_agree_with_separate_fits() -> None:
     definition = DEFINITIONS["2layer"]
     separate = FoldTrainer(definition, (256, 64), STRATEGIES["fast"])
     alone = [
-        separate.train_fold(dataset, split, fold=f, epochs=4, seed=f).accuracy
+        separate.train_fold(fold_arrays(dataset, folds), split, fold=f, epochs=4, seed=f).accuracy
         for f, split in enumerate(folds)
     ]
     together = FoldTrainer(definition, (256, 64), STRATEGIES["packed"]).train_packed(
-        dataset, dict(enumerate(folds)), epochs=4, base_seed=0
+        fold_arrays(dataset, folds), dict(enumerate(folds)), epochs=4, base_seed=0
     )
     packed = [together[f].accuracy for f in range(3)]
     assert min(packed) > 0.6

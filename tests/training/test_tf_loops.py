@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import synthetic_images
-from tuner.data import DatasetSpec, load_dataset, stratified_folds
+from tuner.data import DatasetSpec, fold_arrays, load_dataset, stratified_folds
 from tuner.data._datasets import DEBIAN_FASHION_MNIST
 from tuner.study import BUILTIN_STUDIES_DIR, load_definitions
 from tuner.training import STRATEGIES, FoldTrainer, TFFoldLoop, build_model
@@ -88,7 +88,9 @@ def test_fast_and_keras_trainers_agree_on_real_data() -> None:
     for kind in ("fast", "keras"):
         trainer = FoldTrainer(definition, (256, 64), STRATEGIES[kind])
         scores[kind] = [
-            trainer.train_fold(dataset, split, fold=f, epochs=4, seed=f).accuracy
+            trainer.train_fold(
+                fold_arrays(dataset, folds), split, fold=f, epochs=4, seed=f
+            ).accuracy
             for f, split in enumerate(folds)
         ]
     assert min(scores["fast"]) > 0.6 and min(scores["keras"]) > 0.6

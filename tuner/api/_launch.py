@@ -196,6 +196,7 @@ def _launch(
         f"({len(dataset.y_train)} training rows, {len(dataset.y_test)} test rows; "
         f"{dataset.task.describe()}); studies: {', '.join(names)}",
         highlight=False,
+        soft_wrap=True,
     )
     if chosen.workers == 0:
         console.print(

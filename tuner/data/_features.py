@@ -131,7 +131,7 @@ def encode_target(
     distinct = np.unique(values)
     if len(distinct) < 2:
         raise TunerError(
-            f"{source}: {what} has the same value ({shown(_class_name(distinct[0]))}) in "
+            f"{source}: {what} has the same value ({plain(_class_name(distinct[0]))}) in "
             f"every row: there is nothing to learn"
             if len(distinct)
             else f"{source}: {what} is empty"
@@ -308,7 +308,7 @@ def check_missing(frame: Any, columns: Sequence[str], source: str) -> None:
 
     for name in columns:
         column = frame[name]
-        bad = column.isna().to_numpy()
+        bad = column.isna().to_numpy().copy()
         if pd.api.types.is_float_dtype(column.dtype):
             bad |= ~np.isfinite(column.to_numpy(dtype=np.float64, na_value=np.nan))
         if bad.any():
