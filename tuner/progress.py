@@ -45,6 +45,7 @@ class ProgressDisplay:
         self.console = console or Console(stderr=True)
         self.jupyter = self.console.is_jupyter and _widgets_available()
         self.live = live and (self.console.is_terminal or self.jupyter)
+        self._metric = "acc"  # the score's short name in a running trial's line
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             # A notebook's 115 columns also hold the last result (see trial_finished).
@@ -85,8 +86,15 @@ class ProgressDisplay:
         self._progress.stop()
 
     def study_started(
-        self, name: str, grid_size: int, done: int, folds: int, epochs: float
+        self,
+        name: str,
+        grid_size: int,
+        done: int,
+        folds: int,
+        epochs: float,
+        metric: str = "accuracy",
     ) -> None:
+        self._metric = "acc" if metric == "accuracy" else metric
         self._epochs_per_fold = epochs
         self._folds = folds
         total = grid_size * folds * epochs
@@ -147,7 +155,7 @@ class ProgressDisplay:
         if self._trial_task is None or self._study_task is None:
             return
         acc = logs.get("val_accuracy")
-        metric = f" acc {acc:.3f}" if acc is not None else ""
+        metric = f" {self._metric} {acc:.3f}" if acc is not None else ""
         self._progress.update(
             self._trial_task,
             advance=self._packed,

@@ -247,7 +247,7 @@ def test_subset_too_small_for_the_folds_is_refused(
         cwd=tmp_path,
     )
     assert result.returncode == 2
-    assert "(--subset 5): 5 training images cannot make 3 folds" in result.stderr
+    assert "(--subset 5): 5 training rows cannot make 3 folds" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "tuner.db").exists()
 

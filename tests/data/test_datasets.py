@@ -78,11 +78,13 @@ def bad_npz(tmp_path: Path, **overrides: np.ndarray) -> Path:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"x_train": np.zeros((30, 28, 27), np.uint8)}, "x_train has shape"),
-        ({"x_train": np.full((30, 784), 300.0)}, "expected grey levels 0..255"),
-        ({"y_train": np.full(30, 10)}, "expected 0..9"),
-        ({"y_train": np.zeros(29, np.uint8)}, "30 train images but 29 train labels"),
-        ({"y_test": np.full(30, 0.5)}, "expected integers"),
+        # Any shape is an input now, but the test rows must have the training rows'.
+        ({"x_test": np.zeros((30, 28, 27), np.uint8)}, r"x_test rows have shape \(28, 27\)"),
+        # Pixels (the training images) are 0..255; test images past it are refused.
+        ({"x_test": np.full((30, 784), 300.0)}, "the training images' grey levels are 0..255"),
+        ({"y_train": np.full(30, 10)}, r"the same value \(10\) in every row"),
+        ({"y_train": np.zeros(29, np.uint8)}, "30 training rows of inputs but 29 of labels"),
+        ({"y_test": np.full(30, 0.5)}, r"test set holds class\(es\) '0.5' that no training row"),
     ],
 )
 def test_invalid_arrays_are_clear_errors(tmp_path: Path, overrides: dict, message: str) -> None:

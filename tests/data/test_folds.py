@@ -43,7 +43,7 @@ def test_data_too_small_for_the_folds_is_refused() -> None:
     from tuner.errors import TunerError
 
     check_foldable(np.repeat(np.arange(10), 3), 3, "enough")
-    with pytest.raises(TunerError, match=r"5 training images cannot make 3 folds.*at least 30"):
+    with pytest.raises(TunerError, match=r"5 training rows cannot make 3 folds.*at least 30"):
         check_foldable(np.arange(5), 3, "tiny")
     scarce = np.r_[np.repeat(np.arange(9), 5), [9, 9]]
     with pytest.raises(TunerError, match=r"class 9: 2"):

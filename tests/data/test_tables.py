@@ -19,6 +19,8 @@ from sklearn.datasets import load_diabetes, load_wine
 from tuner.data import (
     MAX_CATEGORIES,
     MAX_CLASSES,
+    MAX_FEATURES,
+    MAX_TABLE_BYTES,
     NUMERIC,
     ONE_HOT,
     PIXELS,
@@ -293,6 +295,20 @@ def test_limits_on_classes_categories_and_size(tmp_path: Path) -> None:
     (tmp_path / "fake.parquet").write_text("not parquet")
     with pytest.raises(TunerError, match=r"not a readable parquet table"):
         load(tmp_path / "fake.parquet", target="y")
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.csv"
+    with open(huge, "wb") as handle:
+        handle.truncate(MAX_TABLE_BYTES + 1)  # sparse: no disk is spent, stat says 2 GiB
+    with pytest.raises(TunerError, match=r"at most 2147483648 bytes per table"):
+        load(huge, target="y")
+
+
+def test_more_inputs_than_the_limit_are_refused(tmp_path: Path) -> None:
+    np.savez(tmp_path / "wide.npz", x=np.zeros((6, MAX_FEATURES + 1), np.float32), y=[0, 1] * 3)
+    with pytest.raises(TunerError, match=r"65537 values per row; at most 65536"):
+        load(tmp_path / "wide.npz")
 
 
 def test_choices_that_do_not_fit_the_source_are_refused_before_reading() -> None:

@@ -44,8 +44,10 @@ def dataset_spec(chosen: LaunchOptions) -> DatasetSpec:
     )
 
 
-def _names(listed: str) -> list[str]:
-    return [name.strip() for name in listed.split(",") if name.strip()]
+def _names(listed: str | Sequence[str]) -> list[str]:
+    """Column names: the CLI's comma-separated text, or (in Python) a list of names."""
+    names = listed.split(",") if isinstance(listed, str) else [str(name) for name in listed]
+    return [name.strip() for name in names if name.strip()]
 
 
 def in_memory_source(dataset: Any, folder: Path = DATA_FOLDER) -> str | None:

@@ -81,6 +81,7 @@ def work_study(
             len(scheduler.grid_state().complete),
             config.n_folds,
             config.mean_epochs,
+            config.task.metric_label,
         )
         together = strategy.trains_together
         claim_size = batch_size(options, config, dataset, device, console) if together else 1

@@ -329,10 +329,10 @@ def _from_arrays(raw: dict[str, np.ndarray], spec: DatasetSpec) -> Dataset:
         y_test_raw = array_labels(raw["y_test"], source, "y_test")
         if x_test.ndim == 0 or len(x_test) != len(y_test_raw):
             raise TunerError(f"{source}: the test inputs and labels differ in length")
-        if x_test.shape[1:] != x_train.shape[1:]:
+        if math.prod(x_test.shape[1:]) != math.prod(x_train.shape[1:]):
             raise TunerError(
                 f"{source}: x_test rows have shape {x_test.shape[1:]}, x_train rows "
-                f"{x_train.shape[1:]}; they must match"
+                f"{x_train.shape[1:]}; they must hold as many values"
             )
     else:
         fraction = spec.test_fraction or DEFAULT_TEST_FRACTION
@@ -569,8 +569,8 @@ def _not_a_zip(path: Path) -> str:
     with path.open("rb") as handle:
         if handle.read(len(NPY_MAGIC)) == NPY_MAGIC:
             return (
-                f"{path}: a single .npy array, not an .npz archive; save the four arrays "
-                "with numpy.savez(PATH, x_train=..., y_train=..., x_test=..., y_test=...)"
+                f"{path}: a single .npy array, not an .npz archive; name it *.npy and pass "
+                "--target LABELS.npy, or save numpy.savez(PATH, x=..., y=...)"
             )
     return f"{path}: not a readable .npz dataset (not a zip archive)"
 

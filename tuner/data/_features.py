@@ -185,7 +185,9 @@ def _real(array: np.ndarray, name: str, source: str) -> None:
 
 def _image_like(array: np.ndarray) -> bool:
     """The rule that scales by 255 instead of standardising (see the module docstring)."""
-    if array.size == 0 or float(array.min()) < 0 or float(array.max()) > 255:
+    if array.dtype.kind not in "iuf" or array.size == 0:
+        return False
+    if float(array.min()) < 0 or float(array.max()) > 255:
         return False
     if array.shape[1:] in MNIST_SHAPES:
         return True  # the seed's own data, whatever its dtype: as tuner always read it
