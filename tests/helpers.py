@@ -66,9 +66,14 @@ def tuner_environment(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run_tuner(
-    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    input_text: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real `tuner` command in a subprocess, as a user would, to its end."""
+    """Run the real `tuner` command in a subprocess, as a user would, to its end
+    (``input_text``: what the user types at its prompts)."""
     return subprocess.run(
         [sys.executable, "-m", "tuner", *args],
         cwd=cwd,
@@ -76,6 +81,7 @@ def run_tuner(
         capture_output=True,
         text=True,
         timeout=timeout,
+        input=input_text,
         preexec_fn=_default_sigint,
     )
 
@@ -141,3 +147,21 @@ def serving_dashboard(
                 time.sleep(0.5)
         yield base
         server.terminate()
+
+
+def make_study(url: str, studies_dir: Path, name: str = "tiny", **protocol: object) -> None:
+    """Create the tiny study (its protocol changed by ``protocol``) in ``url``, trained on
+    nothing yet: what the tests of refusals, status and deletion start from."""
+    import dataclasses
+
+    from tuner.data import DatasetSpec
+    from tuner.storages import open_storage
+    from tuner.study import StudyConfig, create_or_resume, load_definition
+
+    definition = load_definition(studies_dir / "tiny.toml")
+    if protocol:
+        definition = dataclasses.replace(
+            definition, protocol=dataclasses.replace(definition.protocol, **protocol)
+        )
+    config = StudyConfig(name, definition, DatasetSpec("mnist"), "fingerprint", 2)
+    create_or_resume(open_storage(url), config)

@@ -30,6 +30,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from tuner.api import (
         define_variant,
+        delete,
         describe_data,
         launch,
         load_results,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
 _LOCATIONS = {
     "define_variant": "tuner.api",
+    "delete": "tuner.api",
     "describe_data": "tuner.api",
     "launch": "tuner.api",
     "load_results": "tuner.api",
@@ -87,6 +89,7 @@ __all__ = [
     "VariantTable",
     "__version__",
     "define_variant",
+    "delete",
     "describe_data",
     "launch",
     "load_results",

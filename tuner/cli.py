@@ -18,6 +18,7 @@ from typing import Any, ParamSpec, TypeVar, get_type_hints
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tuner import api
 from tuner.api import (
@@ -56,14 +57,21 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         except TunerError as exc:
             error_console.print(f"error: {exc}", soft_wrap=True, markup=False)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            error_console.print("interrupted: the current grid point will be re-run on relaunch")
+        except KeyboardInterrupt as exc:
+            error_console.print(f"interrupted: {_given_back(exc)}")
             raise typer.Exit(130) from None
         except WorkerInterrupted as exc:
-            error_console.print(f"stopped by {exc}: the current grid point will be re-run")
+            error_console.print(f"stopped by {exc}: {_given_back(exc)}")
             raise typer.Exit(128 + exc.signum) from None
 
     return wrapper
+
+
+def _given_back(exc: BaseException) -> str:
+    """The interruption's summary: how many grid points went back, and how to resume."""
+    count = getattr(exc, "given_back", None)
+    points = f"{count} grid point(s) given back" if count else "grid points given back"
+    return f"{points}; run the same command to resume (finished folds are kept)"
 
 
 def flags(*accepts: Accepts) -> list[inspect.Parameter]:
@@ -81,7 +89,8 @@ def flags(*accepts: Accepts) -> list[inspect.Parameter]:
             option = typer.Option(
                 spec.default,
                 f"{flag}/--no-{flag[2:]}" if is_switch else flag,
-                help=declared.help,
+                # Help is text, not markup: "pip install 'tuner[jax]'" keeps its "[jax]".
+                help=escape(declared.help),
                 envvar=declared.envvar,
                 hidden=declared.hidden,
                 show_default=spec.default is not None,
@@ -197,6 +206,42 @@ def worker(variant: list[str] | None, study_name: list[str] | None, **options: A
 def status(storage: str | None) -> None:
     _log_to_terminal(False)
     api.status(storage).render(console)
+
+
+@command(
+    "delete",
+    "Remove studies (their trials and records) from the storage, after asking.\n\n"
+    "Example: tuner delete 2layer --yes",
+    [
+        inspect.Parameter(
+            "study",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Argument(..., help="Study to delete (one or more, by name)."),
+            annotation=list[str],
+        ),
+        inspect.Parameter(
+            "yes",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(False, "--yes", help="Do not ask: confirm in advance."),
+            annotation=bool,
+        ),
+        inspect.Parameter(
+            "force",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=typer.Option(
+                False, "--force", help="Delete even while some of its trials are running."
+            ),
+            annotation=bool,
+        ),
+        *flags(STORAGE),
+    ],
+)
+def delete(study: list[str], yes: bool, force: bool, storage: str | None) -> None:
+    _log_to_terminal(False)
+    asked = yes or typer.confirm(api.describe_deletion(study, storage), default=False)
+    if not asked:
+        raise TunerError("nothing deleted")
+    api.delete(study, storage=storage, yes=True, force=force, console=console)
 
 
 @command(

@@ -184,5 +184,18 @@ class ProgressDisplay:
                 f"trial {number} [{label}]: {message}", highlight=False, markup=False
             )
 
+    def trials_given_back(self, numbers: list[int], reason: str) -> None:
+        """An interruption gave these trials back: one line for all of them."""
+        if self._trial_task is not None:
+            self._progress.remove_task(self._trial_task)
+            self._trial_task = None
+        self._redraw()
+        listed = ", ".join(str(number) for number in numbers)
+        self.console.print(
+            f"{reason}: trial(s) {listed} given back; their finished folds are kept",
+            highlight=False,
+            markup=False,
+        )
+
     def note(self, message: str) -> None:
         self.console.print(message, highlight=False, markup=False)

@@ -125,6 +125,14 @@ def test_interrupted_launch_resumes_without_retraining(
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr
     assert "Traceback" not in stderr
+    # One summary line, the count and the way back in it.
+    assert (
+        stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "1 grid point(s) given back; run the same command to resume (finished folds are kept)"
+        )
+    )
     interrupted = [t for t in trials_of(db) if t.state == TrialState.FAIL]
     assert len(interrupted) == 1 and interrupted[0].system_attrs[INTERRUPTED] is True
     assert not [t for t in trials_of(db) if t.state == TrialState.RUNNING]
@@ -153,6 +161,7 @@ def test_unknown_variant_lists_known_ones(tmp_path: Path) -> None:
     assert "unknown variant 'nope'" in result.stderr
     for name in ("2layer", "2layer-no-dropout", "3layer-no-bn", "5layer"):
         assert name in result.stderr
+    assert "--studies FOLDER" in result.stderr  # where one's own definitions go
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "tuner.db").exists()
 

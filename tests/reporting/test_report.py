@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from tests.helpers import fetch, free_port, run_tuner, serving_dashboard
+from tuner.reporting._verdict import WORDS
 from tuner.study.schema import FINAL_FIT
 
 
@@ -96,7 +97,7 @@ def test_csv_numbers_equal_the_stored_values(reported: dict) -> None:
     assert float(row["test_accuracy"]) == fit["test_accuracy"]
     assert float(row["test_loss"]) == fit["test_loss"]
     assert float(row["final_train_loss"]) == fit["history"]["loss"][-1]
-    assert row["verdict"] in {"over-fits", "fits well", "under-fits"}
+    assert row["verdict"] in set(WORDS)
     assert row["regularisation"] == "BatchNorm + Dropout"
     assert len(fit["history"]["val_loss"]) == 3
     assert 0.0 <= fit["test_accuracy"] <= 1.0

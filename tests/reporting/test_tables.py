@@ -70,3 +70,41 @@ def test_variant_table_of_the_bundled_studies() -> None:
     variants.render(Console(file=buffer, width=200))
     assert "{256,328,512} x {32,64,128}" in buffer.getvalue()
     assert "<td>{256,328,512} x {32,64,128}</td>" in variants._repr_html_()
+
+
+def test_status_counts_interruptions_apart_and_forgets_completed_points(
+    tmp_path, studies_dir
+) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from tests.helpers import make_study
+    from tuner.reporting import study_status
+    from tuner.storages import open_storage
+    from tuner.study import schema
+
+    url = f"sqlite:///{tmp_path}/s.db"
+    make_study(url, studies_dir)
+    storage = open_storage(url)
+    study = optuna.load_study(study_name="tiny", storage=storage)
+
+    def attempt(grid_id: int, reason: str | None, interrupted: bool = False) -> None:
+        trial = study.ask()
+        storage.set_trial_system_attr(trial._trial_id, schema.GRID_ID, grid_id)
+        if reason is None:
+            study.tell(trial, 0.5)
+            return
+        storage.set_trial_system_attr(trial._trial_id, schema.FAIL_REASON, reason)
+        storage.set_trial_system_attr(trial._trial_id, schema.INTERRUPTED, interrupted)
+        study.tell(trial, state=TrialState.FAIL)
+
+    given_back = "interrupted by SIGINT; point will be re-run"
+    attempt(0, given_back, interrupted=True)
+    attempt(0, None)  # resumed and complete: its interruption is history
+    attempt(1, given_back, interrupted=True)  # still open: waits to be re-run
+    attempt(2, "ValueError: boom")
+    shown = study_status(storage, study)
+    assert (shown.failed_attempts, shown.interrupted) == (1, 1)
+    assert shown.last_failure == "ValueError: boom"
+    assert shown.failed_cell == "1 (+1 given back)"
+    assert status("x", interrupted=0).failed_cell == "1"

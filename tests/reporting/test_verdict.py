@@ -21,10 +21,27 @@ def test_train_loss_far_below_validation_over_fits() -> None:
 
 
 def test_close_curves_fit_well() -> None:
-    # The original 2layer (BN + Dropout): 0.0535 train vs 0.0576 test loss.
-    verdict = judge([0.30, 0.10, 0.0535], [0.12, 0.07, 0.0576])
+    # The original 2layer (BN + Dropout): 0.0535 train vs 0.0576 test loss, settled.
+    verdict = judge([0.30, 0.10, 0.0535], [0.12, 0.0580, 0.0576])
     assert verdict.word == "fits well"
     assert verdict.best_epoch == 3
+
+
+def test_a_validation_loss_still_falling_at_the_end_is_still_improving() -> None:
+    # Both losses falling steeply at the last of 2 epochs (the short quick-start run).
+    verdict = judge([0.95, 0.62], [0.70, 0.55])
+    assert verdict.word == "still improving"
+    assert "still falling at the last epoch (21.4% in it, lowest there)" in verdict.reason
+    assert judge([0.8], [0.6]).word == "still improving"  # one epoch proves nothing
+    # Falling by 1% or less at the end has settled; a rise is judged by the other rules.
+    assert judge([0.3, 0.2, 0.2], [0.25, 0.2, 0.199]).word == "fits well"
+    assert judge([0.3, 0.2, 0.2], [0.25, 0.2, 0.21]).word == "fits well"
+
+
+def test_the_rule_is_stated_in_words() -> None:
+    from tuner.reporting._verdict import RULE, WORDS
+
+    assert all(word in RULE for word in WORDS) and "train longer" in RULE
 
 
 def test_heavily_regularised_net_under_fits() -> None:

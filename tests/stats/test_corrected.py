@@ -160,3 +160,59 @@ def test_ties_over_repeated_cv_use_the_folds_of_one_split() -> None:
     # Without `folds`, six scores would be read as one 6-fold split (a narrower interval).
     unrepeated = with_ties([point(1, (512, 128), A6)], [A6])[0].interval
     assert unrepeated is not None and unrepeated.half_width < interval.half_width
+
+
+def test_an_interval_past_the_scores_range_is_cut_to_it_and_says_so() -> None:
+    near_one = [0.99, 0.93, 1.0]  # a wide t interval around 0.97 runs past 1
+    ranked = with_ties([point(1, (8, 8), near_one)], [near_one])
+    interval = ranked[0].interval
+    assert interval is not None and interval.clipped and interval.high == 1.0
+    assert interval.low == pytest.approx(corrected_interval(near_one, holdout_ratio(3)).low)
+    assert "clipped to the score's range" in ties_sentence("s", ranked, 0.05)
+    # R² has no lower bound: only the top is cut.
+    r2 = [0.2, -0.6, 0.9]
+    open_below = with_ties([point(1, (8, 8), r2)], [r2], bounds=(-math.inf, 1.0))[0].interval
+    assert open_below is not None and open_below.low < -0.6 and open_below.high == 1.0
+    inside = with_ties([point(1, (8, 8), [0.5, 0.51, 0.49])], [[0.5, 0.51, 0.49]])[0].interval
+    assert inside is not None and not inside.clipped
+
+
+def _with_folds(rank: int, units: tuple[int, ...], scores: list[float]) -> RankedPoint:
+    from dataclasses import replace
+
+    from tuner.study import FoldResult
+
+    folds = tuple(FoldResult(f, s, 0.3, 1.0, {}) for f, s in enumerate(scores))
+    return replace(point(rank, units, scores), folds=folds)
+
+
+def test_a_grid_tied_with_its_best_gets_advice_computed_from_its_folds() -> None:
+    from tuner.reporting._ranking import tie_advice
+
+    best = [0.80, 0.84, 0.82]
+    second = [0.79, 0.835, 0.805]  # behind on every fold by 0.005 to 0.015
+    third = [0.78, 0.85, 0.80]
+    scores = [best, second, third]
+    ranked = with_ties([_with_folds(i + 1, (8, i), s) for i, s in enumerate(scores)], scores)
+    assert all(p.tied_with_best for p in ranked)
+    advice = tie_advice(ranked, 0.05, 3)
+    assert advice is not None
+    assert "leads the second by 0.0100 against a fold-to-fold spread of 0.0050" in advice
+    # The smallest R whose corrected paired test reaches alpha, recomputed here.
+    mean, var = 0.01, 0.005**2
+    needed = next(
+        r
+        for r in range(2, 101)
+        if 2 * stats.t.sf(mean / math.sqrt((1 / (3 * r) + 0.5) * var), 3 * r - 1) < 0.05
+    )
+    assert f"at least --repeats {needed} would separate them" in advice
+    assert advice in ties_sentence("s", ranked, 0.05, folds=3)
+    # A lead small next to its spread is beyond any number of repeats.
+    noisy = [[0.80, 0.90, 0.70], [0.85, 0.80, 0.74], [0.70, 0.80, 0.75]]
+    tied = with_ties([_with_folds(i + 1, (8, i), s) for i, s in enumerate(noisy)], noisy)
+    said = tie_advice(tied, 0.05, 3)
+    assert said is not None and "no number of --repeats separates them" in said
+    # When most points are told apart, no advice.
+    far = [best, [0.5, 0.52, 0.51], [0.4, 0.42, 0.41]]
+    apart = with_ties([_with_folds(i + 1, (8, i), s) for i, s in enumerate(far)], far)
+    assert tie_advice(apart, 0.05, 3) is None

@@ -12,6 +12,7 @@ message the CLI prints.
 
 from tuner.api._dashboard import serve_dashboard
 from tuner.api._data import DATA_OPTIONS, DataSummary, describe_data
+from tuner.api._delete import delete, describe_deletion
 from tuner.api._launch import LAUNCH_ACCEPTS, launch
 from tuner.api._options import (
     DEFAULT_PACK,
@@ -46,7 +47,9 @@ __all__ = [
     "accepted_names",
     "declaration",
     "define_variant",
+    "delete",
     "describe_data",
+    "describe_deletion",
     "launch",
     "load_results",
     "report",

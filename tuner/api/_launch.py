@@ -219,7 +219,10 @@ def _launch(
         run_local_workers(names, worker, chosen.workers, console)
     for study, config in created:
         points = ranked_points(study, config.definition)
-        render_ranking(console, config.study_name, config.definition, points)
+        # The report that follows says the ties (once); without one, the ranking does.
+        render_ranking(
+            console, config.study_name, config.definition, points, ties=not chosen.report
+        )
     if not chosen.report:
         return created, None
     return created, write_report(names, url, report, console, data=data)

@@ -17,6 +17,7 @@ ranking, interval and test reads "higher is better" whatever the task.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +128,11 @@ class Task:
     def metric_label(self) -> str:
         """The score as people write it: ``accuracy`` or ``R²``."""
         return "R²" if self.regression else "accuracy"
+
+    @property
+    def score_range(self) -> tuple[float, float]:
+        """Where the score can lie: accuracy in [0, 1]; R² at most 1 (no lower bound)."""
+        return (-math.inf, 1.0) if self.regression else (0.0, 1.0)
 
     @property
     def loss_label(self) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 from rich.console import Console
@@ -190,7 +191,9 @@ def ranked_points(
         for rank, trial in enumerate(ordered, start=1)
     ]
     scores = [trial.user_attrs.get(schema.FOLD_ACCURACIES) or [] for trial in ordered]
-    return with_ties(points, scores, alpha, folds=definition.protocol.folds)
+    return with_ties(
+        points, scores, alpha, folds=definition.protocol.folds, bounds=definition.task.score_range
+    )
 
 
 def with_ties(
@@ -199,6 +202,7 @@ def with_ties(
     alpha: float = DEFAULT_ALPHA,
     *,
     folds: int | None = None,
+    bounds: tuple[float, float] = (0.0, 1.0),
 ) -> list[RankedPoint]:
     """The ranked points with their intervals, p-values against the best and ties.
 
@@ -210,6 +214,7 @@ def with_ties(
         folds: k, the folds of one split, which sets n_test/n_train (default: as many
             as each point has scores, i.e. no repetitions). With R*k scores the tests
             are the repeated-CV form (Bouckaert & Frank, 2004): J = R*k, ratio 1/(k-1).
+        bounds: The score's range; an interval past it is cut to it (and says so).
     """
     if not points:
         return points
@@ -226,7 +231,9 @@ def with_ties(
     adjusted = holm(raw)
     result = []
     for index, (point, own) in enumerate(zip(points, scores, strict=True)):
-        interval = corrected_interval(own, ratio_of(len(own))) if len(own) > 1 else None
+        interval = (
+            corrected_interval(own, ratio_of(len(own))).within(*bounds) if len(own) > 1 else None
+        )
         if index == 0:
             p: float | None = 1.0  # the best, against itself
         else:
@@ -236,24 +243,91 @@ def with_ties(
     return result
 
 
+MAX_ADVISED_REPEATS = 100
+"""The most ``--repeats`` the tie advice considers (the option's own maximum)."""
+
+
+def tie_advice(points: list[RankedPoint], alpha: float, folds: int | None) -> str | None:
+    """When the best is tied with most of the grid: what would separate it from the second.
+
+    At the observed mean difference and spread of their paired fold scores, the fewest
+    repetitions R of k-fold CV whose corrected paired test (J = R*k scores, variance
+    factor 1/J + 1/(k-1)) reaches ``alpha``; or, where even MAX_ADVISED_REPEATS cannot
+    (the 1/(k-1) term stays), that more data or training is what helps. None when most
+    points are not tied, or the folds do not allow the computation.
+    """
+    from scipy import stats as scipy_stats
+
+    if len(points) < 3 or sum(p.tied_with_best for p in points[1:]) * 2 < len(points) - 1:
+        return None
+    best = [fold.accuracy for fold in points[0].folds]
+    second = [fold.accuracy for fold in points[1].folds]
+    if len(best) != len(second) or len(best) < 2:
+        return None
+    differences = np.subtract(best, second)
+    mean, variance = float(differences.mean()), float(differences.var(ddof=1))
+    k = folds or len(best)
+    if mean <= 0 or variance <= 0 or k < 2:
+        return None
+    spread = math.sqrt(variance)
+    head = (
+        f"most points are tied with the best: it leads the second by {mean:.4f} against a "
+        f"fold-to-fold spread of {spread:.4f}"
+    )
+    now = len(best) // k
+    for repeats in range(now + 1, MAX_ADVISED_REPEATS + 1):
+        scores = repeats * k
+        t = mean / math.sqrt((1 / scores + 1 / (k - 1)) * variance)
+        if 2 * scipy_stats.t.sf(t, scores - 1) < alpha:
+            return (
+                f"{head}; at that spread at least --repeats {repeats} would separate them "
+                f"({repeats / max(now, 1):.0f}x the training), or train longer where the "
+                "verdict says still improving"
+            )
+    return (
+        f"{head}; no number of --repeats separates them with {k} folds (the corrected test "
+        "keeps 1/(k-1) of the spread): more data, more folds or more epochs may"
+    )
+
+
 def ties_sentence(
-    study_name: str, points: list[RankedPoint], alpha: float, metric: str = "accuracy"
+    study_name: str,
+    points: list[RankedPoint],
+    alpha: float,
+    metric: str = "accuracy",
+    folds: int | None = None,
 ) -> str:
     """What the ranking can and cannot tell apart, in words derived from the data
-    (``metric``: the task's score, as :attr:`tuner.data.Task.metric_label` names it)."""
+    (``metric``: the task's score, as :attr:`tuner.data.Task.metric_label` names it), and
+    when most points are tied, what would separate them (:func:`tie_advice`; ``folds``:
+    k of one split)."""
     if not points:
         return f"{study_name}: no complete grid point yet"
     best, tied = points[0], [p.label for p in points[1:] if p.tied_with_best]
     head = f"{study_name}: best {best.label}"
     if best.interval is not None:
-        head += f" (CV {metric} {best.interval})"
+        cut = ", clipped to the score's range" if best.interval.clipped else ""
+        head += f" (CV {metric} {best.interval}{cut})"
     if len(points) == 1:
         return head
     if not tied:
         return f"{head}; significantly better than every other point (alpha {alpha:g}, Holm)"
-    return (
+    sentence = (
         f"{head}; tied with it (difference not significant at alpha {alpha:g}, corrected "
         f"paired t-test, Holm): {', '.join(tied)}"
+    )
+    advice = tie_advice(points, alpha, folds)
+    return f"{sentence}. Advice: {advice}" if advice else sentence
+
+
+def clipping_note(points: list[RankedPoint]) -> str | None:
+    """The line that says some intervals were cut to the score's range, if any were."""
+    cut = [p for p in points if p.interval is not None and p.interval.clipped]
+    if not cut:
+        return None
+    return (
+        f"{len(cut)} interval(s) cut to the score's range (the t interval of a few folds "
+        "can run past it; the cut ends are the range's own)"
     )
 
 
@@ -302,15 +376,24 @@ def ranking_html(study_name: str, definition: StudyDefinition, points: list[Rank
 
 
 def render_ranking(
-    console: Console, study_name: str, definition: StudyDefinition, points: list[RankedPoint]
+    console: Console,
+    study_name: str,
+    definition: StudyDefinition,
+    points: list[RankedPoint],
+    *,
+    ties: bool = True,
 ) -> None:
-    """Print the ranked grid and the best point."""
+    """Print the ranked grid and the best point; with ``ties``, what the ranking can tell
+    apart (left out when a report, which says it, follows at once)."""
     table = Table(title=Text(ranking_title(shown_name(study_name), definition, points)))
     for column in _header(definition):
         table.add_column(column, justify="right")
     for point in points:
         table.add_row(*_cells(point))
     console.print(table)
+    note = clipping_note(points)
+    if note:
+        console.print(note, highlight=False, markup=False)
     if points:
         best = points[0]
         console.print(
@@ -321,6 +404,7 @@ def render_ranking(
             highlight=False,
             markup=False,
         )
-        metric = definition.task.metric_label
-        line = ties_sentence(shown_name(study_name), points, DEFAULT_ALPHA, metric)
-        console.print(line, highlight=False, markup=False)
+        if ties:
+            metric, folds = definition.task.metric_label, definition.protocol.folds
+            line = ties_sentence(shown_name(study_name), points, DEFAULT_ALPHA, metric, folds)
+            console.print(line, highlight=False, markup=False)

@@ -29,6 +29,7 @@ from tuner.reporting import _html
 from tuner.reporting._comparison import VariantComparison, VariantScores, compare_variants
 from tuner.reporting._ranking import (
     RankedPoint,
+    clipping_note,
     names_list,
     ranked_points,
     ranking_html,
@@ -36,6 +37,7 @@ from tuner.reporting._ranking import (
     setup_label,
     ties_sentence,
 )
+from tuner.reporting._verdict import RULE as VERDICT_RULE
 from tuner.reporting._verdict import Verdict, judge_runs
 from tuner.scheduling import GridState
 from tuner.stats import DEFAULT_ALPHA
@@ -447,7 +449,26 @@ def _significance_lines(
     reports: list[VariantReport], pairs: list[VariantComparison], alpha: float
 ) -> list[str]:
     """The report's statements on what is significant, one per study and per pair."""
-    lines = [ties_sentence(r.name, r.points, alpha, r.config.task.metric_label) for r in reports]
+    lines = [
+        ties_sentence(
+            r.name,
+            r.points,
+            alpha,
+            r.config.task.metric_label,
+            r.config.definition.protocol.folds,
+        )
+        for r in reports
+    ]
+    for report in reports:
+        row = report.row()
+        if row["test_accuracy"] > row["cv_accuracy_mean"]:
+            metric = report.config.task.metric_label
+            k = report.config.definition.protocol.folds
+            lines.append(
+                f"{report.name}: test {metric} {row['test_accuracy']:.4f} above CV "
+                f"{row['cv_accuracy_mean']:.4f}: the final fit trains on every training row, "
+                f"each CV model on {k - 1}/{k} of them"
+            )
     return lines + [pair.sentence() for pair in pairs]
 
 
@@ -474,7 +495,7 @@ def _markdown(
     lines.append("| " + " | ".join(_titles(rows)) + " |")
     lines.append("|" + "---|" * len(SHOWN))
     lines += ["| " + " | ".join(_comparison_cells(row)) + " |" for row in rows]
-    lines += ["", "Verdict rule: see `tuner/reporting/_verdict.py`. Reasons:", ""]
+    lines += ["", f"Verdict rule: {_markdown_text(VERDICT_RULE)}. Reasons:", ""]
     lines += [f"- **{row['variant']}**: {row['verdict']}: {row['verdict_reason']}" for row in rows]
     lines += ["", "![comparison](comparison.png)", "", "## What is significant", ""]
     lines += [f"- {_markdown_text(line)}" for line in _significance_lines(reports, pairs, alpha)]
@@ -497,8 +518,9 @@ def _markdown(
             "",
         ]
         metric = report.config.task.metric_label
-        sentence = ties_sentence(report.name, report.points, alpha, metric)
-        lines += [_markdown_text(sentence), ""]
+        note = clipping_note(report.points)
+        if note:
+            lines += [_markdown_text(note) + ".", ""]
         names = [*definition.layer_names, *definition.axes]
         header = " | ".join(_markdown_text(name) for name in names)
         lines.append(f"| rank | {header} | CV {metric} | 95% CI | vs best | time |")
@@ -530,6 +552,7 @@ def _page(
     parts = [
         "<h1>tuner report</h1><h2>Comparison</h2>",
         comparison_html(rows),
+        f"<p>Verdict rule: {_html.escape(VERDICT_RULE)}.</p>",
         _html.inline_png(out / "comparison.png"),
         "<h2>What is significant</h2>",
         _html.bullet_list([("", line) for line in _significance_lines(reports, pairs, alpha)]),
@@ -542,9 +565,9 @@ def _page(
             f"{report.config.cv_label}, {report.fit.epochs} epochs. "
             f"Data: {_html.escape(report.config.task.describe())}.</p>"
         )
-        metric = report.config.task.metric_label
-        sentence = ties_sentence(report.name, report.points, alpha, metric)
-        parts.append(f"<p>{_html.escape(sentence)}</p>")
+        note = clipping_note(report.points)
+        if note:
+            parts.append(f"<p>{_html.escape(note)}.</p>")
         parts.append(ranking_html(report.name, definition, report.points))
         parts += [_html.inline_png(path) for path in report.pictures.values()]
     return _html.page("tuner report", parts)

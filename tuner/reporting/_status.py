@@ -62,7 +62,7 @@ class StudyStatus:
     complete: int
     running: list[RunningTrial]
     waiting: int  # grid points nobody holds yet (not complete, not running, not given up)
-    failed_attempts: int
+    failed_attempts: int  # failed attempts at points not complete yet (interruptions apart)
     last_failure: str | None
     best_value: float | None
     best_units: str | None
@@ -72,6 +72,13 @@ class StudyStatus:
     folds: int | None = None  # k, the folds of one split (None: not known)
     metric: str = "accuracy"  # the task's score: accuracy, or R² for a regression
     data: str = ""  # what the data poses: its classes, or the regression's target; inputs
+    interrupted: int = 0  # attempts given back by a stop (Ctrl-C, SIGTERM), points still open
+
+    @property
+    def failed_cell(self) -> str:
+        """``2``, or ``2 (+16 given back)`` when interrupted attempts wait to be re-run."""
+        given_back = f" (+{self.interrupted} given back)" if self.interrupted else ""
+        return f"{self.failed_attempts}{given_back}"
 
     @property
     def grid_cell(self) -> str:
@@ -142,7 +149,14 @@ def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> St
         )
         for t in running_trials
     ]
-    failed = [row for row in rows if row.state == TrialState.FAIL]
+    # Attempts at points since completed are history, not news: neither counted nor shown.
+    open_points = [
+        row
+        for row in rows
+        if row.state == TrialState.FAIL
+        and row.system_attrs.get(schema.GRID_ID) not in state.complete
+    ]
+    failed = [row for row in open_points if not row.system_attrs.get(schema.INTERRUPTED)]
     best = storage.get_best_trial(study_id) if state.complete else None
     seconds = recent_durations(storage, study_id, limit=RECENT_TRIALS)
     return StudyStatus(
@@ -154,6 +168,7 @@ def study_status(storage: optuna.storages.RDBStorage, study: optuna.Study) -> St
         - len(state.complete | state.running)
         - len(state.given_up(DEFAULT_MAX_ATTEMPTS)),
         failed_attempts=len(failed),
+        interrupted=len(open_points) - len(failed),
         last_failure=failed[-1].system_attrs.get(schema.FAIL_REASON) if failed else None,
         best_value=best.value if best else None,
         best_units=_point(definition, best.params) if best else None,
@@ -205,7 +220,7 @@ def render_status(console: Console, statuses: list[StudyStatus]) -> None:
             str(status.complete),
             str(len(status.running)),
             str(status.waiting),
-            str(status.failed_attempts),
+            status.failed_cell,
             best,
             _duration(status.eta_seconds()),
         )

@@ -64,6 +64,7 @@ class StatusTable(Sequence[StudyStatus]):
                 "running": len(status.running),
                 "waiting": status.waiting,
                 "failed_attempts": status.failed_attempts,
+                "interrupted_attempts": status.interrupted,
                 "last_failure": status.last_failure,
                 "best_value": status.best_value,
                 "best_units": status.best_units,
@@ -98,7 +99,7 @@ class StatusTable(Sequence[StudyStatus]):
                 status.complete,
                 len(status.running),
                 status.waiting,
-                status.failed_attempts,
+                status.failed_cell,
                 f"{status.best_value:.4f} ({status.best_units})"
                 if status.best_value is not None
                 else "-",

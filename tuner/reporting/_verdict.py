@@ -9,6 +9,10 @@ the lowest validation loss of any epoch:
 * **under-fits** when the training loss ends more than ``RATIO`` (2x) above the
   validation loss: measured with Dropout active, it says the regularisation keeps the
   network from fitting the training data it sees;
+* **still improving** when the validation loss is lowest at the last epoch and fell by
+  more than ``STILL_FALLING`` (1 %) in that epoch, or when there is a single epoch
+  (nothing shows it has converged): the model is under-trained, and more epochs would
+  change the answer;
 * **fits well** otherwise.
 
 With several final fits of one winner (``--final-seeds S``), :func:`judge_runs` applies
@@ -23,6 +27,17 @@ from dataclasses import dataclass
 
 RISE = 0.10
 RATIO = 2.0
+STILL_FALLING = 0.01
+WORDS = ("over-fits", "under-fits", "still improving", "fits well")
+"""Every verdict, in the order the rule tries them."""
+RULE = (
+    f"over-fits: validation loss rose more than {RISE:.0%} above its minimum, or ends more "
+    f"than {RATIO:g}x the training loss; under-fits: training loss (Dropout active) ends more "
+    f"than {RATIO:g}x the validation loss; still improving: validation loss lowest at the last "
+    f"epoch and still falling more than {STILL_FALLING:.0%} in that epoch (or a single epoch): "
+    "train longer; fits well: otherwise"
+)
+"""The rule in words, as the report states it."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +54,7 @@ class Verdict:
     """
 
     word: str
+    """One of :data:`WORDS`."""
     reason: str
     best_epoch: int
     gap: float
@@ -73,8 +89,29 @@ def judge(train_loss: list[float], val_loss: list[float]) -> Verdict:
             best_epoch,
             gap,
         )
+    falling = _falling(val_loss)
+    if falling is not None:
+        return Verdict("still improving", falling, best_epoch, gap)
     return Verdict(
         "fits well", "validation loss close to training loss, not rising", best_epoch, gap
+    )
+
+
+def _falling(val_loss: list[float]) -> str | None:
+    """Why the validation loss is still falling at the end, or None when it has settled."""
+    if len(val_loss) == 1:
+        return "one epoch: nothing shows the model has converged; train more epochs"
+    if min(val_loss) != val_loss[-1]:
+        return None
+    before, last = val_loss[-2], val_loss[-1]
+    if before <= 0:
+        return None
+    fall = 1 - last / before
+    if fall <= STILL_FALLING:
+        return None
+    return (
+        f"validation loss still falling at the last epoch ({fall:.1%} in it, lowest there): "
+        "train more epochs"
     )
 
 

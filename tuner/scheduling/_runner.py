@@ -41,6 +41,8 @@ class TrialListener(Protocol):
 
     def batch_started(self, numbers: list[int], labels: list[str]) -> None: ...
 
+    def trials_given_back(self, numbers: list[int], reason: str) -> None: ...
+
 
 @dataclass
 class RunSummary:
@@ -130,8 +132,9 @@ class TrialRunner:
                 reason = "interrupted by SIGINT" if isinstance(exc, KeyboardInterrupt) else str(exc)
                 self.scheduler.release(pending, reason)
                 if self.listener:
-                    for claim in pending:
-                        self.listener.trial_finished(claim.number, claim.label, reason, False)
+                    self.listener.trials_given_back([claim.number for claim in pending], reason)
+                # The command's last line counts them (tuner.cli).
+                exc.given_back = len(pending)  # type: ignore[union-attr]
                 raise
         return completed
 

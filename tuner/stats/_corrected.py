@@ -59,10 +59,22 @@ class Interval:
     low: float
     high: float
     confidence: float
+    clipped: bool = False
+    """True when the t interval ran past the score's range and was cut to it."""
 
     @property
     def half_width(self) -> float:
         return (self.high - self.low) / 2
+
+    def within(self, low: float, high: float) -> Interval:
+        """This interval cut to the score's range ``[low, high]`` (accuracy: [0, 1]; R²:
+        at most 1), marked :attr:`clipped` when that changed it."""
+        if math.isnan(self.low) or math.isnan(self.high):
+            return self
+        cut_low, cut_high = max(self.low, low), min(self.high, high)
+        if (cut_low, cut_high) == (self.low, self.high):
+            return self
+        return Interval(self.mean, cut_low, cut_high, self.confidence, clipped=True)
 
     def __str__(self) -> str:
         return f"{self.mean:.4f} [{self.low:.4f}, {self.high:.4f}]"

@@ -9,6 +9,7 @@ under different conditions never end up ranked together.
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -240,7 +241,8 @@ def check_compatible(
                 "--mix-backends accepts both)"
             )
     if stored.definition.fingerprint() != wanted.definition.fingerprint():
-        differences.append("study definition (grid, model or protocol)")
+        changed = definition_changes(stored.definition, wanted.definition)
+        differences.append(f"study definition ({', '.join(changed) or 'grid, model or protocol'})")
     if stored.dataset != wanted.dataset:
         differences.append(
             f"dataset (stored {stored.dataset.to_dict()}, now {wanted.dataset.to_dict()})"
@@ -254,8 +256,37 @@ def check_compatible(
     if differences:
         raise TunerError(
             f"study '{stored.study_name}' already exists with a different "
-            f"{'; '.join(differences)}; pass --study-name NEW to start a separate study"
+            f"{'; '.join(differences)}: pass --study-name NEW to start a separate study, or "
+            f"remove the old one with `tuner delete {stored.study_name}`"
         )
+
+
+def definition_changes(stored: StudyDefinition, wanted: StudyDefinition) -> list[str]:
+    """What differs between two definitions, key by key: ``grid.l1 [256, 512] -> [128]``."""
+
+    def flat(data: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(data, dict):
+            return {prefix: data}
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(flat(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+
+    defaults = StudyDefinition("", "", {}, False, 0.0)  # a setting left out: its default
+    before, after = flat(stored.to_dict()), flat(wanted.to_dict())
+    base = flat(defaults.to_dict())
+    changes = []
+    for key in sorted(set(before) | set(after)):
+        if key in ("name", "description", "in_all"):
+            continue
+        old, new = before.get(key, base.get(key)), after.get(key, base.get(key))
+        if old != new:
+            changes.append(f"{key} {_shown_setting(old)} -> {_shown_setting(new)}")
+    return changes
+
+
+def _shown_setting(value: Any) -> str:
+    return "(none)" if value is None else inert(json.dumps(value))
 
 
 def check_backend(config: StudyConfig, backend: str, *, mix_backends: bool = False) -> None:

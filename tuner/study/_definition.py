@@ -510,7 +510,10 @@ def select(definitions: dict[str, StudyDefinition], names: list[str]) -> list[St
     for name in names:
         if name not in definitions:
             known = ", ".join(definitions)
-            raise TunerError(f"unknown variant '{name}'; known variants: {known}")
+            raise TunerError(
+                f"unknown variant '{name}'; known variants: {known} (a definition of your "
+                "own: put NAME.toml in a folder and pass --studies FOLDER, or set $TUNER_STUDIES)"
+            )
         if definitions[name] not in chosen:
             chosen.append(definitions[name])
     return chosen
