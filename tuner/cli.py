@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import os
 import signal
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, get_type_hints
@@ -43,8 +44,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console(highlight=False)
-error_console = Console(stderr=True, highlight=False)
+PIPE_WIDTH = 160
+"""Columns of output that is not a terminal (a file, a pipe, CI's log), unless $COLUMNS
+says otherwise: rich's 80 would wrap the ranked grid's tables mid-number."""
+
+
+def _console(stderr: bool = False) -> Console:
+    shown = Console(stderr=stderr, highlight=False)
+    if not shown.is_terminal and "COLUMNS" not in os.environ:
+        shown.width = PIPE_WIDTH
+    return shown
+
+
+console = _console()
+error_console = _console(stderr=True)
 
 
 def user_errors(command: Callable[P, R]) -> Callable[P, R]:

@@ -329,3 +329,23 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_any_work(
     assert result.stderr.startswith(f"error: --out {blocker / 'reports'}: cannot write in")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not db.exists()  # refused before the storage, the data or any training
+
+
+def test_tables_piped_to_a_file_do_not_wrap(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tuner", "variants"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ 2layer ")]
+    # One row per variant, its grid on the same line: nothing wrapped at 80 columns.
+    assert rows and all("{256,328,512} x {32,64,128}" in row for row in rows)
+    assert max(len(line) for line in result.stdout.splitlines()) > 80
