@@ -98,6 +98,14 @@ def test_csv_numbers_equal_the_stored_values(reported: dict) -> None:
     assert float(row["test_loss"]) == fit["test_loss"]
     assert float(row["final_train_loss"]) == fit["history"]["loss"][-1]
     assert row["verdict"] in set(WORDS)
+    # A real short run judged by the stated rule, which the report says in words.
+    from tuner.reporting import judge
+
+    assert row["verdict"] == judge(fit["history"]["loss"], fit["history"]["val_loss"]).word
+    assert (
+        "Verdict rule: over-fits: validation loss rose more than 10%"
+        in (reported["out"] / "report.md").read_text()
+    )
     assert row["regularisation"] == "BatchNorm + Dropout"
     assert len(fit["history"]["val_loss"]) == 3
     assert 0.0 <= fit["test_accuracy"] <= 1.0
