@@ -41,3 +41,17 @@ def test_study_eta_counts_packed_epochs_for_every_fold() -> None:
 
 def test_format_units() -> None:
     assert format_units(["l1", "l2"], (512, 64)) == "l1=512 l2=64"
+
+
+def test_a_workers_bar_shows_the_studys_total_and_its_own_share() -> None:
+    display, _ = plain_display()
+    display.live = True
+    display.study_started("s", grid_size=36, done=0, folds=3, epochs=2)
+    display.trial_started(0, "l1=8")
+    display.trial_finished(0, "l1=8", "CV accuracy 0.5", completed=True)
+    display.study_complete(19)  # other workers finished 18 meanwhile
+    task = display._progress.tasks[0]
+    assert task.fields["detail"] == "19/36 points (1 by this worker)"
+    assert task.completed == 19 * 3 * 2
+    display.study_complete(5)  # an older count never moves the bar back
+    assert display._progress.tasks[0].completed == 19 * 3 * 2

@@ -46,6 +46,7 @@ class ProgressDisplay:
         self.jupyter = self.console.is_jupyter and _widgets_available()
         self.live = live and (self.console.is_terminal or self.jupyter)
         self._metric = "acc"  # the score's short name in a running trial's line
+        self._others = 0  # points other workers completed since this one started
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             # A notebook's 115 columns also hold the last result (see trial_finished).
@@ -106,6 +107,7 @@ class ProgressDisplay:
         )
         self.grid_size = grid_size
         self.done = done
+        self._others = 0
         if not self.live:
             self.console.print(f"{name}: {done}/{grid_size} grid points already complete")
         self._redraw()
@@ -170,10 +172,10 @@ class ProgressDisplay:
             self._trial_task = None
         if self._study_task is not None and completed:
             self.done += 1
-            points = f"{self.done}/{self.grid_size} points"
+            points = self._points_text()
             self._progress.update(
                 self._study_task,
-                completed=self.done * self._folds * self._epochs_per_fold,
+                completed=(self.done + self._others) * self._folds * self._epochs_per_fold,
                 # A notebook keeps one output per printed line; the last result goes
                 # into the bar instead, so a long grid does not flood the cell.
                 detail=f"{points}; last {label}: {message}" if self.jupyter else points,
@@ -183,6 +185,24 @@ class ProgressDisplay:
             self.console.print(
                 f"trial {number} [{label}]: {message}", highlight=False, markup=False
             )
+
+    def study_complete(self, points: int) -> None:
+        """The study's complete points, every worker's: the bar shows the study's total
+        and this worker's share, so it moves while others finish points too."""
+        if self._study_task is None or points <= self.done + self._others:
+            return
+        self._others = points - self.done
+        self._progress.update(
+            self._study_task,
+            completed=points * self._folds * self._epochs_per_fold,
+            detail=self._points_text(),
+        )
+        self._redraw()
+
+    def _points_text(self) -> str:
+        total = self.done + self._others
+        mine = f" ({self.done} by this worker)" if self._others else ""
+        return f"{total}/{self.grid_size} points{mine}"
 
     def trials_given_back(self, numbers: list[int], reason: str) -> None:
         """An interruption gave these trials back: one line for all of them."""

@@ -43,6 +43,8 @@ class TrialListener(Protocol):
 
     def trials_given_back(self, numbers: list[int], reason: str) -> None: ...
 
+    def study_complete(self, points: int) -> None: ...
+
 
 @dataclass
 class RunSummary:
@@ -93,6 +95,9 @@ class TrialRunner:
                     lambda: self.scheduler.claim(self.claim_size), "claiming grid points"
                 )
                 report.state = state
+                if self.listener:
+                    # Every worker's progress, as the claim just read it (no extra read).
+                    self.listener.study_complete(len(state.complete))
                 if not claims:
                     if not state.running:
                         return report
