@@ -53,6 +53,11 @@ class Point:
     p: float = 1.0
     tied: bool = True
 
+    @property
+    def shown(self) -> tuple[float, float]:
+        """The interval as tables show it: cut to accuracy's range [0, 1]."""
+        return max(self.low, 0.0), min(self.high, 1.0)
+
 
 def recomputed(trials: list[optuna.trial.FrozenTrial], k: int) -> list[Point]:
     """Each point's interval, Holm-adjusted p against the best and tie, from its folds."""
@@ -135,15 +140,15 @@ def check(root: Path, subset: int, epochs: int, repeats: int) -> dict[str, Any]:
         differ(f"{name} recorded low", recorded[0], row.low)
         differ(f"{name} recorded high", recorded[1], row.high)
         shown = frame[frame["trial"] == trial.number].iloc[0]
-        differ(f"{name} API low", float(shown["cv_accuracy_ci_low"]), row.low)
-        differ(f"{name} API high", float(shown["cv_accuracy_ci_high"]), row.high)
+        differ(f"{name} API low", float(shown["cv_accuracy_ci_low"]), row.shown[0])
+        differ(f"{name} API high", float(shown["cv_accuracy_ci_high"]), row.shown[1])
         differ(f"{name} API p", float(shown["p_vs_best_holm"]), row.p)
         if bool(shown["tied_with_best"]) != row.tied:
             problems.append(f"{name}: API tied {shown['tied_with_best']}, recomputed {row.tied}")
     with open(root / "report" / "comparison.csv") as handle:
         (csv_row,) = list(csv.DictReader(handle))
-    differ("comparison.csv low", float(csv_row["cv_accuracy_ci_low"]), rows[0].low)
-    differ("comparison.csv high", float(csv_row["cv_accuracy_ci_high"]), rows[0].high)
+    differ("comparison.csv low", float(csv_row["cv_accuracy_ci_low"]), rows[0].shown[0])
+    differ("comparison.csv high", float(csv_row["cv_accuracy_ci_high"]), rows[0].shown[1])
     tied = [label(r.trial) for r in rows[1:] if r.tied]
     if sorted(csv_row["tied_with_best"].split()) != sorted(tied):
         problems.append(f"comparison.csv tied {csv_row['tied_with_best']!r}, recomputed {tied}")
@@ -152,7 +157,7 @@ def check(root: Path, subset: int, epochs: int, repeats: int) -> dict[str, Any]:
     markdown = (root / "report" / "report.md").read_text()
     best = rows[0]
     sentence = f"2layer: best {label(best.trial)} (CV accuracy {best.mean:.4f} "
-    sentence += f"[{best.low:.4f}, {best.high:.4f}])"
+    sentence += f"[{best.shown[0]:.4f}, {best.shown[1]:.4f}]"
     if sentence not in markdown:
         problems.append(f"report.md lacks {sentence!r}")
     if tied and ("tied with it" not in markdown or ", ".join(tied) not in markdown):
@@ -177,7 +182,12 @@ def check(root: Path, subset: int, epochs: int, repeats: int) -> dict[str, Any]:
             for r in rows
         ],
         "tied": tied,
-        "sentence": next(line for line in markdown.splitlines() if line.startswith("2layer: best")),
+        # The ties sentence of "What is significant", without the advice that may follow.
+        "sentence": next(
+            line.removeprefix("- ").split(". Advice:")[0]
+            for line in markdown.splitlines()
+            if line.startswith("- 2layer: best")
+        ),
         "problems": problems,
     }
 

@@ -20,6 +20,10 @@ from tuner.storages import open_storage
 from tuner.study import schema
 from tuner.study.schema import FAIL_REASON, GRID_ID, INTERRUPTED
 
+# Minutes of many-process runs: in .ci/run by marker (`pytest -m heavy`), not README's
+# test command, which stays under its time.
+pytestmark = pytest.mark.heavy
+
 Start = Callable[..., subprocess.Popen[str]]
 
 NINE_POINTS = """

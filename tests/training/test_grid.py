@@ -181,6 +181,7 @@ def test_padded_weights_stay_exactly_zero(change: dict) -> None:
     assert padded_layers >= 2  # a padded output (layer 2) and a padded input (layer 3)
 
 
+@pytest.mark.heavy  # 95 s: .ci/run's `pytest -m heavy`
 @pytest.mark.skipif(
     "KERAS_BACKEND" in __import__("os").environ, reason="already running on a chosen backend"
 )
