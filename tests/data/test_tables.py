@@ -322,6 +322,13 @@ def test_choices_that_do_not_fit_the_source_are_refused_before_reading() -> None
         DatasetSpec.parse("/nowhere/t.csv", target="y", test="/nowhere/u.csv", test_fraction=0.2)
 
 
+def test_hostile_class_and_column_names_are_described_inert(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"\x1b[2Jcol": ["a\x07", "b"] * 15, "y": ["\x1b]0;pwned\x07", "ok"] * 15})
+    dataset = load(write(tmp_path, frame, "t.parquet"), target="y")
+    assert dataset.task.describe().isprintable() and "\\x1b]0;pwned" in dataset.task.describe()
+    assert all(f.describe().isprintable() for f in dataset.task.features)
+
+
 def test_a_hostile_column_name_cannot_act_on_the_terminal(tmp_path: Path) -> None:
     frame = pd.DataFrame({"\x1b[31mred": [np.nan, 1.0, 2.0], "y": [0, 1, 0]})
     with pytest.raises(TunerError) as refused:
@@ -341,9 +348,11 @@ def test_any_file_named_as_a_csv_is_read_or_refused_in_one_line(
     try:
         dataset = load(path, target="y")
     except TunerError as refused:
-        assert "\n" not in str(refused)
+        # One line, and nothing from the file that could act on a terminal.
+        assert str(refused).isprintable()
     else:
         assert np.isfinite(dataset.x_train).all() and len(dataset.y_train) >= 1
+        assert dataset.task.describe().isprintable()
 
 
 @settings(
@@ -379,7 +388,9 @@ def test_any_table_is_encoded_or_refused_in_one_line(
     try:
         dataset = load(path, target="y")
     except TunerError as refused:
-        assert "\n" not in str(refused)
+        assert str(refused).isprintable()
     else:
         assert np.isfinite(dataset.x_train).all()
         assert dataset.x_train.shape[1] == dataset.task.inputs
+        assert dataset.task.describe().isprintable()
+        assert all(f.describe().isprintable() for f in dataset.task.features)

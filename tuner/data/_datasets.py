@@ -35,10 +35,10 @@ from tuner.data._features import (
     encode_table,
     encode_target,
     missing_rows,
-    shown,
     table_features,
 )
 from tuner.data._limits import MAX_ARRAY_BYTES, MAX_TABLE_BYTES
+from tuner.data._shown import shown
 from tuner.data._task import PIXELS, REGRESSION, Feature, Task, check_task_name
 from tuner.errors import TunerError
 
@@ -387,8 +387,9 @@ def read_table(path: Path, what: str = "--dataset") -> Any:
     except pd.errors.EmptyDataError:
         raise TunerError(f"{path}: the file is empty") from None
     except Exception as exc:  # pandas and pyarrow raise many types on a damaged file
+        # The reader's message may quote the file: shown escaped.
         raise TunerError(
-            f"{path}: not a readable {suffix[1:]} table ({_first_line(exc)})"
+            f"{path}: not a readable {suffix[1:]} table ({shown(_first_line(exc))})"
         ) from None
     if frame.shape[0] == 0:
         raise TunerError(f"{path}: the table has no rows")

@@ -21,13 +21,13 @@ is shown escaped, so it cannot act on a terminal.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from tuner.data._limits import MAX_CATEGORIES, MAX_CLASSES, MAX_FEATURES
+from tuner.data._shown import plain, shown
 from tuner.data._task import (
     CLASSIFICATION,
     NUMERIC,
@@ -43,19 +43,6 @@ MNIST_SHAPES = ((28, 28), (784,))
 FEW_CLASSES = 20
 """A float target of whole numbers is taken as class labels up to this many distinct values
 (``1.0, 2.0``: labels saved as floats); more is a quantity, a regression."""
-
-
-def shown(text: object) -> str:
-    """A name read from a file, quoted with anything that could act on a terminal escaped."""
-    return ascii(str(text))
-
-
-_PLAIN = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
-
-
-def plain(text: object) -> str:
-    """A class name as is when it is a plain token (``9``, ``setosa``), else :func:`shown`."""
-    return str(text) if _PLAIN.fullmatch(str(text)) else shown(text)
 
 
 def _rows(mask: np.ndarray, limit: int = 3) -> str:

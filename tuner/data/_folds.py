@@ -11,7 +11,8 @@ import zlib
 
 import numpy as np
 
-from tuner.data._features import FEW_CLASSES, plain
+from tuner.data._features import FEW_CLASSES
+from tuner.data._shown import plain
 from tuner.data._task import Task
 from tuner.errors import TunerError
 

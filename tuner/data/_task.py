@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tuner.data._shown import plain
 from tuner.errors import TunerError
 
 CLASSIFICATION = "classification"
@@ -75,13 +76,15 @@ class Feature:
 
     def describe(self) -> str:
         """``colour: one-hot (3: blue, green, red)``: how ``tuner data`` shows it."""
+        name = plain(self.name)
         if self.rule == ONE_HOT:
-            shown = ", ".join(self.categories[:6]) + (", ..." if len(self.categories) > 6 else "")
-            return f"{self.name}: one-hot ({self.width}: {shown})"
+            listed = ", ".join(plain(c) for c in self.categories[:6])
+            more = ", ..." if len(self.categories) > 6 else ""
+            return f"{name}: one-hot ({self.width}: {listed}{more})"
         if self.rule == PIXELS:
-            return f"{self.name}: {self.width} pixel(s) scaled to [0, 1]"
+            return f"{name}: {self.width} pixel(s) scaled to [0, 1]"
         noun = "feature" if self.width == 1 else f"{self.width} features"
-        return f"{self.name}: numeric {noun}, standardised per fold"
+        return f"{name}: numeric {noun}, standardised per fold"
 
 
 DIGITS = tuple(str(digit) for digit in range(10))
@@ -154,12 +157,14 @@ class Task:
         return self.regression or any(f.rule == NUMERIC for f in self.features)
 
     def describe(self) -> str:
-        """One line: ``classification, 3 classes (a, b, c); 12 inputs from 5 columns``."""
+        """One line: ``classification, 3 classes (a, b, c); 12 inputs from 5 columns``
+        (names from the file shown escaped where they are not plain words)."""
         if self.regression:
-            head = f"regression of {self.target}" if self.target else "regression"
+            head = f"regression of {plain(self.target)}" if self.target else "regression"
         else:
-            shown = ", ".join(self.classes[:8]) + (", ..." if len(self.classes) > 8 else "")
-            head = f"classification, {len(self.classes)} classes ({shown})"
+            listed = ", ".join(plain(c) for c in self.classes[:8])
+            more = ", ..." if len(self.classes) > 8 else ""
+            head = f"classification, {len(self.classes)} classes ({listed}{more})"
         columns = len(self.features)
         source = f" from {columns} column{'s' if columns != 1 else ''}" if self.target else ""
         return f"{head}; {self.inputs} inputs{source}"
