@@ -264,12 +264,14 @@ def test_bad_tables_are_refused_in_one_line(
     assert "\n" not in str(refused.value)
 
 
-def test_missing_rows_dropped_on_request(tmp_path: Path) -> None:
+def test_missing_rows_dropped_on_request(tmp_path: Path, caplog) -> None:
     frame = good(60)
     frame.loc[[3, 10], "a"] = np.nan
+    frame.loc[10, "b"] = np.inf  # one row bad twice: counted once
     path = write(tmp_path, frame)
     dataset = load(path, target="y", drop_missing=True)
     assert len(dataset.y_train) + len(dataset.y_test) == 58
+    assert "--drop-missing left out 2 of 60 rows" in caplog.text
 
 
 def test_limits_on_classes_categories_and_size(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import lzma
 import math
 import struct
@@ -30,7 +31,6 @@ from tuner.data._features import (
     apply_target,
     array_labels,
     array_rule,
-    check_missing,
     encode_array,
     encode_table,
     encode_target,
@@ -41,6 +41,8 @@ from tuner.data._limits import MAX_ARRAY_BYTES, MAX_TABLE_BYTES
 from tuner.data._shown import shown
 from tuner.data._task import PIXELS, REGRESSION, Feature, Task, check_task_name
 from tuner.errors import TunerError
+
+log = logging.getLogger(__name__)
 
 N_CLASSES = 10
 N_PIXELS = 784
@@ -461,15 +463,20 @@ def _from_tables(spec: DatasetSpec) -> Dataset:
 
 
 def _without_missing(frame: Any, columns: list[str], spec: DatasetSpec, source: str) -> Any:
-    """The rows with every used value present and finite; refused unless --drop-missing."""
-    bad = missing_rows(frame, columns)
+    """The rows with every used value present and finite; refused unless --drop-missing,
+    which leaves such rows out and says how many (a warning in the log)."""
+    bad = missing_rows(frame, columns, source, drop=spec.drop_missing)
     if not bad.any():
         return frame
-    if not spec.drop_missing:
-        check_missing(frame, columns, source)
     kept = frame[~bad]
     if len(kept) == 0:
         raise TunerError(f"{source}: every row has a missing value; nothing is left to train on")
+    log.warning(
+        "%s: --drop-missing left out %d of %d rows (a missing, NaN or infinite value)",
+        source,
+        int(bad.sum()),
+        len(frame),
+    )
     return kept
 
 

@@ -104,7 +104,8 @@ def encode_target(
         kind = CLASSIFICATION
     else:
         values = values.astype(np.int64) if values.dtype.kind == "b" else values
-        distinct = np.unique(values)
+    distinct = np.unique(values)
+    if not _is_text(values):
         if task is None:
             limit = MAX_CLASSES if values.dtype.kind in "iu" else FEW_CLASSES
             kind = CLASSIFICATION if _integral(values) and len(distinct) <= limit else REGRESSION
@@ -115,7 +116,6 @@ def encode_target(
                 f"{source}: {what} holds fractional numbers, not class labels; leave --task "
                 "out (or pass --task regression) to predict its values"
             )
-    distinct = np.unique(values)
     if len(distinct) < 2:
         raise TunerError(
             f"{source}: {what} has the same value ({plain(_class_name(distinct[0]))}) in "
@@ -158,16 +158,22 @@ def apply_target(values: np.ndarray, name: str, task: Task, source: str) -> np.n
 # -- arrays -----------------------------------------------------------------------------
 
 
+def _finite_rows(array: np.ndarray, name: str, source: str) -> None:
+    """Refuse an array of floats with NaN or infinity in a row, naming the rows."""
+    if array.dtype.kind != "f":
+        return
+    finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+    if not finite.all():
+        raise TunerError(
+            f"{source}: {name} holds NaN or infinite values in {int((~finite).sum())} "
+            f"row(s) (first: {_rows(~finite)}); fill or drop them"
+        )
+
+
 def _real(array: np.ndarray, name: str, source: str) -> None:
     if array.dtype.kind not in "iufb":
         raise TunerError(f"{source}: {name} has dtype {array.dtype}; expected numbers")
-    if array.dtype.kind == "f":
-        finite = np.isfinite(array.reshape(len(array), -1)).all(axis=1)
-        if not finite.all():
-            raise TunerError(
-                f"{source}: {name} holds NaN or infinite values in {int((~finite).sum())} "
-                f"row(s) (first: {_rows(~finite)}); fill or drop them"
-            )
+    _finite_rows(array, name, source)
 
 
 def _image_like(array: np.ndarray) -> bool:
@@ -223,15 +229,9 @@ def array_labels(y: np.ndarray, source: str, name: str) -> np.ndarray:
             f"{source}: {name} has shape {y.shape}; expected (n,) labels or values "
             "(or a one-hot (n, classes) matrix)"
         )
-    if y.dtype.kind in "f":
-        finite = np.isfinite(y)
-        if not finite.all():
-            raise TunerError(
-                f"{source}: {name} holds NaN or infinite values in {int((~finite).sum())} "
-                f"row(s) (first: {_rows(~finite)}); fill or drop them"
-            )
-    elif y.dtype.kind not in "iubOU":
+    if y.dtype.kind not in "iufbOU":
         raise TunerError(f"{source}: {name} has dtype {y.dtype}; expected labels or numbers")
+    _finite_rows(y, name, source)
     return y
 
 
@@ -278,34 +278,29 @@ def _column_kind(column: Any, name: str, source: str) -> str:
     raise TunerError(f"{source}: column {shown(name)} has unsupported type {dtype}")
 
 
-def missing_rows(frame: Any, columns: Sequence[str]) -> np.ndarray:
-    """Rows where any of ``columns`` holds a missing value, NaN or infinity."""
+def missing_rows(frame: Any, columns: Sequence[str], source: str, drop: bool) -> np.ndarray:
+    """Rows where any of ``columns`` holds a missing value, NaN or infinity.
+
+    Raises:
+        TunerError: Unless ``drop`` (``--drop-missing``), at the first column that has
+            such a value, naming it, how many rows and which.
+    """
     import pandas as pd
 
     bad = np.zeros(len(frame), dtype=bool)
     for name in columns:
         column = frame[name]
-        bad |= column.isna().to_numpy()
+        here = column.isna().to_numpy().copy()
         if pd.api.types.is_float_dtype(column.dtype):
-            bad |= ~np.isfinite(column.to_numpy(dtype=np.float64, na_value=np.nan))
-    return bad
-
-
-def check_missing(frame: Any, columns: Sequence[str], source: str) -> None:
-    """Refuse missing, NaN or infinite values, naming the first such column and its rows."""
-    import pandas as pd
-
-    for name in columns:
-        column = frame[name]
-        bad = column.isna().to_numpy().copy()
-        if pd.api.types.is_float_dtype(column.dtype):
-            bad |= ~np.isfinite(column.to_numpy(dtype=np.float64, na_value=np.nan))
-        if bad.any():
+            here |= ~np.isfinite(column.to_numpy(dtype=np.float64, na_value=np.nan))
+        if here.any() and not drop:
             raise TunerError(
-                f"{source}: column {shown(name)} has {int(bad.sum())} missing, NaN or "
-                f"infinite value(s) (rows {_rows(bad)}); fill them, or pass --drop-missing "
+                f"{source}: column {shown(name)} has {int(here.sum())} missing, NaN or "
+                f"infinite value(s) (rows {_rows(here)}); fill them, or pass --drop-missing "
                 "to leave such rows out"
             )
+        bad |= here
+    return bad
 
 
 def table_features(frame: Any, columns: Sequence[str], source: str) -> tuple[Feature, ...]:
