@@ -563,9 +563,8 @@ class JaxPackedLoop(_JaxLoop):
         rng = np.random.default_rng(seed)
         x_all, y_all = jnp.asarray(x, jnp.float32), _targets(y)
         # Per (fold, point) model, fold-major: its fold's R² denominators (a regression).
-        scores = [
-            EpochScores(y[train], y[val]) for train, val in splits for _ in range(self.points)
-        ]
+        per_fold = [EpochScores(y[train], y[val]) for train, val in splits]
+        scores = [fold for fold in per_fold for _ in range(self.points)]
         shortest = min(len(train) for train, _ in splits)
         longest_val = max(len(val) for _, val in splits)
         # Shorter validation folds are padded by repeating rows, which the mask excludes.

@@ -35,8 +35,11 @@ class EpochScores:
 
     def __init__(self, y_train: np.ndarray | None, y_val: np.ndarray) -> None:
         self.regression = is_regression(y_val)
-        self.train_variance = _variance(y_train) if y_train is not None else None
-        self.val_variance = _variance(y_val)
+        # Only a regression's score needs them: class ids are never reduced here.
+        self.train_variance = (
+            _variance(y_train) if self.regression and y_train is not None else None
+        )
+        self.val_variance = _variance(y_val) if self.regression else 1.0
 
     def logs(self, logs: dict[str, float]) -> dict[str, float]:
         """``logs`` with ``accuracy``/``val_accuracy`` holding R² for a regression."""

@@ -320,9 +320,8 @@ class TFPackedLoop(TFFoldLoop):
         rng = np.random.default_rng(seed)
         x_all, y_all = tf.constant(x), _targets(y)
         # Per (fold, point) model, fold-major: its fold's R² denominators (a regression).
-        scores = [
-            EpochScores(y[train], y[val]) for train, val in splits for _ in range(self.points)
-        ]
+        per_fold = [EpochScores(y[train], y[val]) for train, val in splits]
+        scores = [fold for fold in per_fold for _ in range(self.points)]
         shortest = min(len(train) for train, _ in splits)
         longest_val = max(len(val) for _, val in splits)
         val_index = np.stack([np.resize(val, longest_val) for _, val in splits], axis=1)
