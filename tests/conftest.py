@@ -31,6 +31,19 @@ def synthetic_npz(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def wine_csv(tmp_path: Path) -> Path:
+    """scikit-learn's bundled wine table as a user's CSV: 178 rows, 13 numeric columns and
+    a text target of three named classes."""
+    from sklearn.datasets import load_wine
+
+    frame = load_wine(as_frame=True).frame
+    frame["target"] = frame["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
+    path = tmp_path / "wine.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
 def studies_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "studies"
     folder.mkdir()

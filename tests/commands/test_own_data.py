@@ -19,15 +19,6 @@ from tuner.study import schema
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def wine_csv(tmp_path: Path) -> Path:
-    frame = load_wine(as_frame=True).frame
-    frame["target"] = frame["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
-    path = tmp_path / "wine.csv"
-    frame.to_csv(path, index=False)
-    return path
-
-
 def study_of(db: Path, name: str = "tiny") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_storage(f"sqlite:///{db}"))
 

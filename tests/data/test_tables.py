@@ -41,15 +41,6 @@ def load(path: Path, **choices: object) -> object:
 
 
 @pytest.fixture
-def wine_csv(tmp_path: Path) -> Path:
-    frame = load_wine(as_frame=True).frame
-    frame["target"] = frame["target"].map({0: "barolo", 1: "grignolino", 2: "barbera"})
-    path = tmp_path / "wine.csv"
-    frame.to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture
 def diabetes_parquet(tmp_path: Path) -> Path:
     path = tmp_path / "diabetes.parquet"
     load_diabetes(as_frame=True).frame.to_parquet(path)
